@@ -1,0 +1,59 @@
+# Every target creates .venv and installs what it needs when that is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MNIST_SHARED := $(abspath ../shared/data/mnist)
+
+# On this project's machines MNIST sits in ../shared/data/mnist: use it as a download mirror
+# (the real download-and-verify path still runs). Elsewhere the public mirrors are used.
+ifneq ($(wildcard $(MNIST_SHARED)/train-images-idx3-ubyte.gz),)
+export SCRATCHNET_MNIST_MIRRORS ?= file://$(MNIST_SHARED)
+endif
+
+.PHONY: install test test-all lint format train data run bench clean browser
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[train,server,reference,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's chromium for the browser tests (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || \
+	  { (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	    echo "chromium could not be installed: browser tests will be skipped"; }
+
+test: $(STAMP) browser
+	$(PY) -m pytest
+
+test-all: $(STAMP) browser
+	$(PY) -m pytest -m ''
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+data: $(STAMP)
+	$(PY) -m scratchnet.data
+
+train: $(STAMP)
+	$(PY) -m scratchnet.train --model both
+
+run: $(STAMP)
+	$(PY) -m server --host 127.0.0.1 --port 8000
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks -m '' --benchmark-only --benchmark-json=benchmarks/results.json -p no:randomly
+	$(PY) benchmarks/report.py benchmarks/results.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,63 @@
+"""ReLU and log-softmax."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratchnet.nn.module import Module
+from scratchnet.tensor import Context, Function, Tensor
+
+
+class ReLUFunction(Function):
+    """y = max(x, 0)
+
+    Backward: dx = dy where x > 0, else 0 (the subgradient at 0 is taken as 0, as in PyTorch).
+    Shapes: any; y has x's shape.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        y = np.maximum(x, 0)
+        ctx.y = y
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
+        return dy * (ctx.y > 0)
+
+
+def relu(x: Tensor) -> Tensor:
+    return ReLUFunction.apply(x)
+
+
+class ReLU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return relu(x)
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x, axis), computed as (x - max) - log(sum(exp(x - max))) for stability
+
+    Backward: dx = dy - softmax(x) * sum(dy, axis), with softmax(x) = exp(y).
+    Shapes: any; the softmax runs along `axis` (default: the last), y has x's shape.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        shifted = x - x.max(axis=axis, keepdims=True)
+        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.y, ctx.axis = y, axis
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
+        return dy - np.exp(ctx.y) * dy.sum(axis=ctx.axis, keepdims=True)
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return LogSoftmax.apply(x, axis=dim)
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """softmax(x) = exp(log_softmax(x)), differentiable through both."""
+    return log_softmax(x, dim).exp()
