@@ -156,8 +156,8 @@ class MatMul(Function):
         if k_a != k_b:
             raise ValueError(
                 f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
-                f"a's last dimension ({k_a}) must equal b's {'second-to-last' if b.ndim > 1 else 'only'} "
-                f"dimension ({k_b})"
+                f"a's last dimension ({k_a}) must equal b's "
+                f"{'second-to-last' if b.ndim > 1 else 'only'} dimension ({k_b})"
             )
         ctx.a, ctx.b = a, b
         return a @ b
@@ -269,7 +269,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     merged = int(np.prod(shape[start : end + 1]))
-    return x.reshape(shape[:start] + (merged,) + shape[end + 1 :])
+    return x.reshape((*shape[:start], merged, *shape[end + 1 :]))
 
 
 class Transpose(Function):

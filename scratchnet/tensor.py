@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -184,9 +183,8 @@ class Tensor:
             array = np.asarray(data, dtype=dtype)
         elif isinstance(data, np.ndarray | np.generic):
             array = np.asarray(data)
-            if array.dtype.kind == "f" and array.dtype not in _FLOAT_DTYPES:
-                array = array.astype(np.float32)
-            elif array.dtype.kind == "b":
+            is_bool = array.dtype.kind == "b"
+            if is_bool or (array.dtype.kind == "f" and array.dtype not in _FLOAT_DTYPES):
                 array = array.astype(np.float32)
         else:
             array = np.asarray(data, dtype=np.float32)
@@ -222,7 +220,7 @@ class Tensor:
         return self._ctx is None
 
     @property
-    def T(self) -> Tensor:  # noqa: N802 (PyTorch's name)
+    def T(self) -> Tensor:
         return self.transpose()
 
     def __len__(self) -> int:

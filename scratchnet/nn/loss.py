@@ -40,9 +40,7 @@ class CrossEntropy(Function):
 def _check_target(logits: Tensor, target: Any) -> np.ndarray:
     target = np.asarray(target.data if isinstance(target, Tensor) else target)
     if logits.ndim != 2:
-        raise ValueError(
-            f"cross_entropy expects logits of shape (N, C), got {logits.shape}"
-        )
+        raise ValueError(f"cross_entropy expects logits of shape (N, C), got {logits.shape}")
     n, c = logits.shape
     if target.dtype.kind not in "iu":
         if target.dtype.kind == "f" and target.size and np.all(target == np.round(target)):

@@ -1,0 +1,145 @@
+"""The two MNIST classifiers, and loading the bundled (pretrained) checkpoints.
+
+Both take images normalised as in training, `(pixels / 255 - 0.1307) / 0.3081`, with shape
+(N, 1, 28, 28), and return logits of shape (N, 10).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scratchnet import nn
+from scratchnet.checkpoint import CheckpointError, load_checkpoint
+from scratchnet.nn import init
+from scratchnet.tensor import Tensor
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+def _init_weights(model: nn.Module) -> None:
+    """Conv: kaiming-normal (fan_out, relu), bias 0. BN: weight 1, bias 0. Linear: N(0, 0.01)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            module.weight.data = init.kaiming_normal(
+                module.weight.shape, mode="fan_out", nonlinearity="relu"
+            )
+            if module.bias is not None:
+                module.bias.data[...] = 0
+        elif isinstance(module, nn.BatchNorm2d):
+            module.weight.data[...] = 1
+            module.bias.data[...] = 0
+        elif isinstance(module, nn.Linear):
+            module.weight.data = init.normal(module.weight.shape, 0.0, 0.01)
+            if module.bias is not None:
+                module.bias.data[...] = 0
+
+
+class LinearClassifier(nn.Module):
+    """Multinomial logistic regression: flatten the image, then one Linear layer (784 -> 10)."""
+
+    def __init__(
+        self, input_size: int = 784, num_classes: int = 10, dropout_rate: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.num_classes = num_classes
+        self.dropout_rate = dropout_rate
+        self.flatten = nn.Flatten()
+        self.dropout = nn.Dropout(dropout_rate)
+        self.fc = nn.Linear(input_size, num_classes)
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.flatten(x) if x.ndim > 2 else x
+        if x.shape[1] != self.input_size:
+            raise ValueError(
+                f"LinearClassifier expects {self.input_size} features per image (1x28x28), "
+                f"got input of shape {x.shape}"
+            )
+        return self.fc(self.dropout(x))
+
+
+class CNNClassifier(nn.Module):
+    """Three conv blocks (conv 3x3 -> BatchNorm -> ReLU), then a small MLP head.
+
+    (N, 1, 28, 28) -conv1,bn1,relu,pool-> (N, 32, 14, 14) -conv2,bn2,relu,pool-> (N, 64, 7, 7)
+    -conv3,bn3,relu,avgpool-> (N, 128, 1, 1) -flatten,dropout,fc1,relu,dropout,fc2-> (N, 10)
+    """
+
+    def __init__(self, num_classes: int = 10, dropout_rate: float = 0.5) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.dropout_rate = dropout_rate
+        self.conv1 = nn.Conv2d(1, 32, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(64)
+        self.conv3 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
+        self.bn3 = nn.BatchNorm2d(128)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.global_pool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(dropout_rate)
+        self.fc1 = nn.Linear(128, 64)
+        self.fc2 = nn.Linear(64, num_classes)
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
+            raise ValueError(f"CNNClassifier expects input of shape (N, 1, 28, 28), got {x.shape}")
+        x = self.pool(self.bn1(self.conv1(x)).relu())
+        x = self.pool(self.bn2(self.conv2(x)).relu())
+        x = self.global_pool(self.bn3(self.conv3(x)).relu())
+        x = x.flatten(1)
+        x = self.fc1(self.dropout(x)).relu()
+        return self.fc2(self.dropout(x))
+
+
+MODELS: dict[str, type[nn.Module]] = {"linear": LinearClassifier, "cnn": CNNClassifier}
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """A freshly initialised model by name: "linear" or "cnn"."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model a checkpoint describes, load its weights, and return it in eval mode."""
+    state, meta, _ = load_checkpoint(path)
+    arch = meta.get("architecture") or {}
+    name = arch.get("name")
+    if name not in MODELS:
+        raise CheckpointError(f"checkpoint {path} names an unknown architecture {name!r}")
+    model = build_model(name, **arch.get("kwargs", {}))
+    try:
+        model.load_state_dict(state)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit {name}: {exc}") from None
+    model.eval()
+    return model, meta
+
+
+def pretrained_path(name: str) -> Path:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    return PRETRAINED_DIR / f"{name}.npz"
+
+
+def load_pretrained(name: str) -> nn.Module:
+    """The bundled model ("cnn" or "linear"), trained with the CLI defaults, in eval mode."""
+    path = pretrained_path(name)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no bundled {name} model at {path}: train one with "
+            f"`python -m scratchnet.train --model {name}`"
+        )
+    model, _ = load_model(path)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return int(sum(np.prod(p.shape) for p in model.parameters() if p.requires_grad))
