@@ -1,0 +1,352 @@
+"""The HTTP API: a Starlette app that classifies hand-drawn digits with scratchnet's models.
+
+    GET  /                       health JSON for API clients, the drawing page for browsers
+    GET  /health                 {"status", "models_loaded", "version"}
+    POST /predict                multipart upload in field `file`
+    POST /predict/base64         JSON {"image": base64 or data URL, ...}
+    GET  /models                 every known model, loaded or not
+    GET  /model/{model_type}/info  layers, parameter shapes, accuracy, training config
+    GET  /openapi.json, /docs    the schema and a local page to try the endpoints
+    GET  /metrics                Prometheus text
+    GET  /static/...             the drawing page's files (frontend/)
+
+`create_app(config)` builds an app; `server.app:app` is one built lazily from the SCRATCHNET_*
+environment variables, for `uvicorn server.app:app`. Models are loaded once, in the lifespan.
+
+Where the CPU work runs: a prediction (decode 0.5 ms, prepare 1 ms, CNN forward 0.5 ms for a
+280x280 PNG) runs in Starlette's thread pool (`inference_mode="threadpool"`, the default). The
+hop costs about 0.06 ms; in alternating load-test runs the thread pool served 169-190 req/s
+against 84-91 inline, and inline a large image (0.45 s for a 4000x4000 PNG) would stall every
+other connection. `inference_mode="inline"` is kept for measuring (see server/README.md).
+
+This module must not import torch (tests/server checks): the serving path is NumPy and Numba.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+import scratchnet
+from scratchnet.imageprep import ImageError, ImageTooLargeError, NoInkError
+from server.config import ServerConfig
+from server.errors import (
+    APIError,
+    BodySizeLimitMiddleware,
+    CatchAllMiddleware,
+    api_error_handler,
+    http_exception_handler,
+    internal_error_handler,
+)
+from server.inference import DEFAULT_MODEL, ModelRegistry, UnknownModelError
+from server.metrics import Metrics, MetricsMiddleware
+from server.openapi import build_openapi
+from server.params import (
+    DEFAULT_TOP_K,
+    bool_from_json,
+    decode_base64_image,
+    form_parameters,
+    invalid,
+    is_json_media_type,
+    media_type,
+    model_type_from_json,
+    top_k_from_json,
+    wants_html,
+)
+
+logger = logging.getLogger("server.app")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry
+
+
+def _model_error(exc: UnknownModelError, not_found_status: int) -> APIError:
+    """Unknown name -> not_found_status (404 on a path, 422 as a parameter); not loaded -> 503."""
+    if exc.known:
+        return APIError(503, "model_not_loaded", str(exc), available_models=exc.available)
+    if not_found_status == 404:
+        return APIError(404, "unknown_model", str(exc), available_models=exc.available)
+    return invalid("model_type", str(exc), available_models=exc.available)
+
+
+async def _run(request: Request, fn: Any, *args: Any) -> Any:
+    if request.app.state.config.inference_mode == "inline":
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
+
+
+async def _predict(
+    request: Request, image: bytes, model_type: str, top_k: int, preview: bool
+) -> Response:
+    registry = _registry(request)
+    try:
+        result = await _run(request, registry.predict, image, model_type, top_k, preview)
+    except UnknownModelError as exc:
+        raise _model_error(exc, 422) from None
+    except ImageTooLargeError as exc:
+        raise APIError(413, "image_too_large", str(exc)) from None
+    except NoInkError as exc:
+        raise APIError(422, "no_ink", str(exc)) from None
+    except ImageError as exc:
+        raise APIError(400, "invalid_image", str(exc)) from None
+
+    metrics: Metrics = request.app.state.metrics
+    metrics.observe_prediction(model_type, result["predicted_class"], result["inference_ms"])
+    return JSONResponse(result)
+
+
+def _check_model(request: Request, model_type: str) -> None:
+    """Fail fast on a bad model name, before the upload is decoded."""
+    try:
+        _registry(request).get(model_type)
+    except UnknownModelError as exc:
+        raise _model_error(exc, 422) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def _health_body(request: Request) -> tuple[dict[str, Any], int]:
+    loaded = _registry(request).loaded_names
+    body = {
+        "status": "healthy" if loaded else "unhealthy",
+        "models_loaded": loaded,
+        "version": scratchnet.__version__,
+    }
+    return body, 200 if loaded else 503
+
+
+async def health(request: Request) -> Response:
+    body, status = _health_body(request)
+    return JSONResponse(body, status)
+
+
+async def root(request: Request) -> Response:
+    index = request.app.state.config.frontend_dir / "index.html"
+    if wants_html(request.headers.get("accept")) and index.is_file():
+        return FileResponse(index, media_type="text/html", headers={"Vary": "Accept"})
+    body, status = _health_body(request)
+    return JSONResponse(body, status, headers={"Vary": "Accept"})
+
+
+async def predict(request: Request) -> Response:
+    content_type = media_type(request)
+    if content_type != "multipart/form-data":
+        raise APIError(
+            415,
+            "unsupported_media_type",
+            f"POST /predict takes multipart/form-data with the image in field 'file', "
+            f"not {content_type or 'a body without Content-Type'}; "
+            "send base64 JSON to /predict/base64 instead",
+        )
+    try:
+        async with request.form(max_files=4, max_fields=16, max_part_size=64 * 1024) as form:
+            model_type, top_k, preview = form_parameters(form, request.query_params)
+
+            upload = form.get("file")
+            if upload is None:
+                raise invalid("file", "missing: upload the image in multipart field 'file'")
+            if not isinstance(upload, UploadFile):
+                raise invalid("file", "must be a file upload (with a filename), not a text field")
+            _check_model(request, model_type)
+            image = await upload.read()
+    except MultiPartException as exc:
+        raise APIError(400, "invalid_multipart", exc.message) from None
+    except HTTPException as exc:
+        if exc.status_code == 400:  # Starlette's wrapper around MultiPartException
+            raise APIError(400, "invalid_multipart", str(exc.detail)) from None
+        raise
+    if not image:
+        raise APIError(400, "invalid_image", "the uploaded file is empty")
+    return await _predict(request, image, model_type, top_k, preview)
+
+
+def _reject_constant(name: str) -> Any:
+    """Python's json accepts NaN and Infinity; JSON (RFC 8259) does not."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def predict_base64(request: Request) -> Response:
+    content_type = media_type(request)
+    if not is_json_media_type(content_type):
+        raise APIError(
+            415,
+            "unsupported_media_type",
+            f"POST /predict/base64 takes application/json, not "
+            f"{content_type or 'a body without Content-Type'}",
+        )
+    body = await request.body()
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise APIError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise APIError(
+            422, "validation_error", "the body must be a JSON object with an 'image' field"
+        )
+    if "image" not in payload:
+        raise invalid("image", "missing: send the image as a base64 string or data URL")
+
+    model_type = model_type_from_json(payload.get("model_type", DEFAULT_MODEL))
+    top_k = top_k_from_json(payload.get("top_k", DEFAULT_TOP_K))
+    preview = bool_from_json("preview", payload.get("preview", False))
+    image = decode_base64_image(payload["image"])
+    _check_model(request, model_type)
+    return await _predict(request, image, model_type, top_k, preview)
+
+
+async def list_models(request: Request) -> Response:
+    registry = _registry(request)
+    return JSONResponse(
+        {
+            "models": [registry.describe(name) for name in registry.statuses],
+            "default_model": DEFAULT_MODEL,
+        }
+    )
+
+
+async def model_info(request: Request) -> Response:
+    model_type = request.path_params["model_type"]
+    try:
+        return JSONResponse(_registry(request).info(model_type))
+    except UnknownModelError as exc:
+        raise _model_error(exc, 404) from None
+
+
+async def openapi_schema(request: Request) -> Response:
+    return JSONResponse(request.app.state.openapi)
+
+
+async def docs(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "docs.html", media_type="text/html")
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.render(), headers={"Content-Type": metrics.content_type})
+
+
+async def frontend_missing(request: Request) -> Response:
+    raise APIError(
+        404,
+        "not_found",
+        f"the drawing page's files are not installed (no folder "
+        f"{request.app.state.config.frontend_dir.name}/ next to the server)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------
+
+
+def _routes(config: ServerConfig) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route("/", root, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/predict", predict, methods=["POST"]),
+        Route("/predict/base64", predict_base64, methods=["POST"]),
+        Route("/models", list_models, methods=["GET"]),
+        Route("/model/{model_type}/info", model_info, methods=["GET"]),
+        Route("/openapi.json", openapi_schema, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Mount("/docs/assets", StaticFiles(directory=STATIC_DIR), name="docs-assets"),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    if config.frontend_dir.is_dir():
+        routes.append(Mount("/static", StaticFiles(directory=config.frontend_dir), name="static"))
+    else:
+        logger.warning("frontend folder %s not found: / serves JSON only", config.frontend_dir)
+        routes.append(Route("/static/{path:path}", frontend_missing, methods=["GET"]))
+    return routes
+
+
+def create_app(config: ServerConfig | None = None) -> Starlette:
+    """Build the app. Models load when its lifespan starts (uvicorn start-up, TestClient entry)."""
+    config = ServerConfig.from_env() if config is None else config
+    registry = ModelRegistry(config.model_dir, config.max_image_pixels, config.numba_threads)
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Mangum runs the lifespan around every Lambda invocation: load only the first time.
+        if not registry.loaded_once:
+            registry.load_all(warmup=config.warmup)
+            for name, status in registry.statuses.items():
+                metrics.model_loaded.labels(model=name).set(1 if status.loaded else 0)
+                if status.entry is not None:
+                    metrics.model_load_seconds.labels(model=name).set(status.entry.load_seconds)
+        yield
+
+    # Outermost first. CORS sits outside the error handling, so that error responses carry
+    # the CORS headers too, and metrics outside everything, to count every response.
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
+    if config.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Content-Type"],
+                max_age=600,
+            )
+        )
+    middleware += [
+        Middleware(CatchAllMiddleware),
+        Middleware(BodySizeLimitMiddleware, max_bytes=config.max_upload_bytes),
+    ]
+
+    app = Starlette(
+        routes=_routes(config),
+        middleware=middleware,
+        exception_handlers={
+            APIError: api_error_handler,
+            HTTPException: http_exception_handler,
+            Exception: internal_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.registry = registry
+    app.state.metrics = metrics
+    app.state.openapi = build_openapi(config)
+    return app
+
+
+_default_app: Starlette | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`server.app.app`, built on first access so that importing this module stays cheap."""
+    global _default_app
+    if name == "app":
+        if _default_app is None:
+            _default_app = create_app()
+        return _default_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,138 @@
+"""Server settings: defaults, then SCRATCHNET_* environment variables, then command-line flags.
+
+    setting            env var                          flag                default
+    host               SCRATCHNET_HOST                  --host              127.0.0.1
+    port               SCRATCHNET_PORT                  --port              8000
+    workers            SCRATCHNET_WORKERS               --workers           1
+    model_dir          SCRATCHNET_MODEL_DIR             --model-dir         scratchnet/pretrained
+    max_upload_bytes   SCRATCHNET_MAX_UPLOAD_BYTES      --max-upload-bytes  2 MiB
+    cors_origins       SCRATCHNET_CORS_ORIGINS          --cors-origins      none (CORS off)
+    frontend_dir       SCRATCHNET_FRONTEND_DIR          --frontend-dir      <repo>/frontend
+    max_image_pixels   SCRATCHNET_MAX_IMAGE_PIXELS      --max-image-pixels  16 megapixels
+    inference_mode     SCRATCHNET_INFERENCE_MODE        --inference-mode    threadpool
+    numba_threads      SCRATCHNET_NUMBA_THREADS         --numba-threads     1 (0: all cores)
+
+The environment is also how `python -m server --workers N` hands the flags to its worker
+processes: uvicorn starts each worker from the import string `server.app:create_app`, and each
+worker reads the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_FRONTEND_DIR = REPO_ROOT / "frontend"
+DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+DEFAULT_MAX_IMAGE_PIXELS = 16_000_000
+INFERENCE_MODES = ("threadpool", "inline")
+ENV_PREFIX = "SCRATCHNET_"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be parsed or is out of range."""
+
+
+def _default_model_dir() -> Path:
+    # Imported here so that reading the config does not import the model code.
+    from scratchnet.models import PRETRAINED_DIR
+
+    return PRETRAINED_DIR
+
+
+def parse_origins(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """'https://a.example, https://b.example' -> ('https://a.example', 'https://b.example')."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(item.strip() for item in items if item.strip())
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    model_dir: Path = field(default_factory=_default_model_dir)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    cors_origins: tuple[str, ...] = ()
+    frontend_dir: Path = DEFAULT_FRONTEND_DIR
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    inference_mode: str = "threadpool"
+    # Threads for Numba's parallel kernels in one prediction (0: every core). One is fastest
+    # for a single 28x28 image: see server/inference.py.
+    numba_threads: int = 1
+    # Run one prediction per model at start-up, so that Numba compiles (or loads its cache)
+    # before the first request instead of during it.
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_dir", Path(self.model_dir))
+        object.__setattr__(self, "frontend_dir", Path(self.frontend_dir))
+        object.__setattr__(self, "cors_origins", parse_origins(self.cors_origins))
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be in 1..65535, got {self.port}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        if self.max_upload_bytes < 1:
+            raise ConfigError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if self.max_image_pixels < 28 * 28:
+            raise ConfigError(f"max_image_pixels must be at least 784, got {self.max_image_pixels}")
+        if self.numba_threads < 0:
+            raise ConfigError(
+                f"numba_threads must be 0 (all cores) or more, got {self.numba_threads}"
+            )
+        if self.inference_mode not in INFERENCE_MODES:
+            raise ConfigError(
+                f"inference_mode must be one of {', '.join(INFERENCE_MODES)}, "
+                f"got {self.inference_mode!r}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
+        """Defaults, replaced by SCRATCHNET_* variables, replaced by non-None overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw.strip() != "":
+                values[f.name] = _convert(f.name, raw.strip())
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The SCRATCHNET_* variables that reproduce this config in another process."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                text = ",".join(value)
+            elif isinstance(value, bool):
+                text = "1" if value else "0"
+            else:
+                text = str(value)
+            env[ENV_PREFIX + f.name.upper()] = text
+        return env
+
+
+_INT_FIELDS = {"port", "workers", "max_upload_bytes", "max_image_pixels", "numba_threads"}
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOL_WORDS |= {"0": False, "false": False, "no": False, "off": False}
+
+
+def _convert(name: str, raw: str) -> Any:
+    if name in _INT_FIELDS:
+        try:
+            return int(raw)
+        except ValueError:
+            variable = ENV_PREFIX + name.upper()
+            raise ConfigError(f"{variable} must be an integer, got {raw!r}") from None
+    if name == "warmup":
+        if raw.lower() not in _BOOL_WORDS:
+            raise ConfigError(f"{ENV_PREFIX}WARMUP must be true or false, got {raw!r}")
+        return _BOOL_WORDS[raw.lower()]
+    return raw

@@ -1,0 +1,225 @@
+"""Every error leaves the server as JSON: {"error": short_code, "detail": human message}.
+
+Three layers make sure of that:
+
+- `APIError` is raised by the endpoints for the cases they recognise (bad parameters, a bad
+  image, ...) and turned into JSON by `api_error_handler`.
+- Starlette's own `HTTPException` (unknown route 404, wrong method 405, a multipart body it
+  cannot parse 400) goes through `http_exception_handler`, which gives it the same shape.
+- `CatchAllMiddleware` turns anything else into a 500 JSON without a traceback and logs the
+  traceback server-side, so one bad request never takes the server down.
+
+`BodySizeLimitMiddleware` answers 413 before the body is read when Content-Length is over the
+limit, and counts the bytes of the body as they arrive for chunked uploads that carry no
+Content-Length (or lie about it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("server.errors")
+
+# The short codes for statuses that Starlette raises by itself.
+STATUS_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+class APIError(Exception):
+    """An error with its HTTP status, short code and message, raised inside an endpoint."""
+
+    def __init__(
+        self,
+        status_code: int,
+        error: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+
+class BodyTooLargeError(HTTPException):
+    """Raised from receive() once the body has grown past the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            f"request body is larger than the limit of {limit} bytes",
+            headers={"Connection": "close"},
+        )
+
+
+def error_body(error: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"error": error, "detail": detail, **extra}
+
+
+def error_response(
+    status_code: int,
+    error: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    return JSONResponse(error_body(error, detail, **extra), status_code, headers=headers)
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return error_response(exc.status_code, exc.error, exc.detail, exc.headers, **exc.extra)
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    if status in (204, 304):  # no body allowed
+        return Response(status_code=status, headers=exc.headers)
+    error = STATUS_CODES.get(status) or _phrase_code(status)
+    detail = exc.detail
+    if status == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
+        detail = f"no route for {request.method} {request.url.path}"
+    elif status == 405 and detail == HTTPStatus.METHOD_NOT_ALLOWED.phrase:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+    return error_response(status, error, str(detail), exc.headers)
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """Last resort, installed in Starlette's ServerErrorMiddleware: no traceback to the client."""
+    return error_response(500, "internal_error", "the server failed to handle this request")
+
+
+def _phrase_code(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                # The rest of the body is not read: the connection cannot be reused.
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodySizeLimitMiddleware:
+    """Reject request bodies over `max_bytes` with 413, whether declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        detail = f"request body is larger than the limit of {self.max_bytes} bytes"
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > self.max_bytes
+            except ValueError:
+                await _send_json(send, 400, error_body("bad_request", "invalid Content-Length"))
+                return
+            if too_large:
+                await _send_json(send, 413, error_body("payload_too_large", detail))
+                return
+
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLargeError(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLargeError:
+            # Normally the endpoint's exception handler already answered; this is for a body
+            # read outside an endpoint.
+            if response_started:
+                raise
+            await _send_json(send, 413, error_body("payload_too_large", detail))
+
+
+class CatchAllMiddleware:
+    """Turn any exception that escaped the app into a 500 JSON response, and log it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # The client went away mid-request: nobody is left to answer.
+            logger.info("client disconnected during %s %s", scope.get("method"), scope.get("path"))
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if response_started:
+                # Half a response has gone out: all that is left is to drop the connection,
+                # which the server does when the exception reaches it.
+                raise
+            await _send_json(
+                send,
+                500,
+                error_body("internal_error", "the server failed to handle this request"),
+            )

@@ -1,0 +1,302 @@
+"""The models the server holds, and one prediction from image bytes to class probabilities.
+
+Nothing here knows about HTTP: the web layer (server/app.py) turns the exceptions raised here
+(ImageError subclasses from scratchnet.imageprep, UnknownModelError) into JSON error responses.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+
+from scratchnet import Tensor, imageprep, no_grad
+from scratchnet.checkpoint import CheckpointError
+from scratchnet.models import MODELS, load_model
+
+logger = logging.getLogger("server.inference")
+
+MODEL_NAMES = tuple(MODELS)  # ("linear", "cnn"), in the order the library defines them
+DEFAULT_MODEL = "cnn"
+
+
+class UnknownModelError(LookupError):
+    """A model name the server does not know, or knows but could not load."""
+
+    def __init__(self, name: str, available: list[str], known: bool) -> None:
+        self.name = name
+        self.available = available
+        self.known = known
+        if known:
+            message = f"model {name!r} is not loaded on this server"
+        else:
+            message = f"unknown model {name!r}"
+        listing = ", ".join(available) if available else "none"
+        super().__init__(f"{message}; available models: {listing}")
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: Any  # a scratchnet.nn.Module in eval mode
+    metadata: dict[str, Any]
+    path: Path
+    parameters: int
+    load_seconds: float
+
+
+@dataclass
+class ModelStatus:
+    """What /models reports about a model, loaded or not."""
+
+    name: str
+    class_name: str
+    path: Path
+    loaded: bool = False
+    error: str | None = None
+    entry: LoadedModel | None = field(default=None, repr=False)
+
+
+@contextlib.contextmanager
+def _numba_threads(count: int) -> Iterator[None]:
+    """Run the parallel kernels called in this block on `count` threads (0: Numba's default).
+
+    For one 28x28 image the kernels' loops are tiny, and waking a team of threads costs more
+    than it saves: on the 2-core development machine, under load, the CNN's forward pass took
+    a median 0.5 ms on one thread against 25-110 ms on two. Numba keeps the setting per
+    thread; it is restored on exit, so that the caller's thread (a test runner's, a Lambda
+    handler's) keeps its own.
+    """
+    available = numba.config.NUMBA_NUM_THREADS
+    wanted = available if count <= 0 else min(count, available)
+    previous = numba.get_num_threads()
+    if wanted == previous:
+        yield
+        return
+    numba.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _count_parameters(model: Any) -> int:
+    return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - np.max(logits)
+    exp = np.exp(shifted)
+    return exp / exp.sum()
+
+
+class ModelRegistry:
+    """Loads every known model found in a folder once, and runs predictions on them.
+
+    Forward passes are serialised by one lock: Numba's `workqueue` threading layer (its fallback
+    when neither OpenMP nor TBB is installed) aborts the process when two threads enter a
+    parallel kernel at once, and a forward pass on one thread takes about half a millisecond
+    anyway. Image decoding and preparation, most of a request's work, still run concurrently.
+    """
+
+    def __init__(self, model_dir: Path, max_image_pixels: int, numba_threads: int = 1) -> None:
+        self.model_dir = Path(model_dir)
+        self.max_image_pixels = max_image_pixels
+        self.numba_threads = numba_threads
+        self.statuses: dict[str, ModelStatus] = {
+            name: ModelStatus(name, MODELS[name].__name__, self.model_dir / f"{name}.npz")
+            for name in MODEL_NAMES
+        }
+        self._forward_lock = threading.Lock()
+        self.loaded_once = False
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def load_all(self, warmup: bool = True) -> None:
+        for status in self.statuses.values():
+            self._load(status, warmup)
+        self.loaded_once = True
+
+    def _load(self, status: ModelStatus, warmup: bool) -> None:
+        if not status.path.exists():
+            status.error = f"no checkpoint {status.path.name} in the model folder"
+            logger.warning("model %s not loaded: %s (%s)", status.name, status.error, status.path)
+            return
+        start = time.perf_counter()
+        try:
+            model, metadata = load_model(status.path)
+            if warmup:
+                self._forward(model, np.zeros((1, 1, 28, 28), dtype=np.float32))
+        except (CheckpointError, OSError, ValueError) as exc:
+            # /models shows this message to clients: without the server's folders in it.
+            reason = str(exc).replace(f"{status.path.parent}{os.sep}", "")
+            status.error = f"checkpoint {status.path.name} could not be loaded: {reason}"
+            logger.error("model %s not loaded: %s", status.name, exc)
+            return
+        except Exception as exc:
+            # A bug in the model code must not keep the other model from serving.
+            status.error = f"model {status.name} could not be built: {type(exc).__name__}: {exc}"
+            logger.exception("model %s not loaded", status.name)
+            return
+        elapsed = time.perf_counter() - start
+        status.entry = LoadedModel(
+            name=status.name,
+            model=model,
+            metadata=metadata if isinstance(metadata, dict) else {},
+            path=status.path,
+            parameters=_count_parameters(model),
+            load_seconds=elapsed,
+        )
+        status.loaded = True
+        status.error = None
+        logger.info("model %s loaded from %s in %.3f s", status.name, status.path, elapsed)
+
+    # -- lookup ----------------------------------------------------------------------------------
+
+    @property
+    def loaded_names(self) -> list[str]:
+        return [name for name, status in self.statuses.items() if status.loaded]
+
+    def get(self, name: str) -> LoadedModel:
+        status = self.statuses.get(name)
+        if status is None or status.entry is None:
+            raise UnknownModelError(name, self.loaded_names, known=status is not None)
+        return status.entry
+
+    # -- prediction ------------------------------------------------------------------------------
+
+    def _forward(self, model: Any, x: np.ndarray) -> np.ndarray:
+        with self._forward_lock, _numba_threads(self.numba_threads), no_grad():
+            return np.asarray(model(Tensor(x)).data)
+
+    def predict(
+        self, image_bytes: bytes, model_name: str, top_k: int, preview: bool
+    ) -> dict[str, Any]:
+        """Decode, prepare and classify one image. Blocking: call it from a worker thread.
+
+        Raises UnknownModelError, or an ImageError subclass from scratchnet.imageprep
+        (ImageDecodeError, ImageTooLargeError, NoInkError).
+        """
+        entry = self.get(model_name)
+        image = imageprep.decode_image(image_bytes, max_pixels=self.max_image_pixels)
+        img28 = imageprep.prepare_image(image)
+        x = imageprep.normalize_for_model(img28)
+
+        start = time.perf_counter()
+        logits = self._forward(entry.model, x)
+        inference_ms = (time.perf_counter() - start) * 1000.0
+
+        probabilities = softmax(logits.reshape(-1))
+        order = sorted(range(len(probabilities)), key=lambda c: (-probabilities[c], c))
+        result: dict[str, Any] = {
+            "predicted_class": int(order[0]),
+            "confidence": float(probabilities[order[0]]),
+            "top_k_predictions": [
+                {"class": int(c), "probability": float(probabilities[c])} for c in order[:top_k]
+            ],
+            "model_type": entry.name,
+            "model_parameters": entry.parameters,
+            "probabilities": [float(p) for p in probabilities],
+            "inference_ms": round(inference_ms, 4),
+        }
+        if preview:
+            png = imageprep.to_png_bytes(img28)
+            result["input_preview"] = "data:image/png;base64," + base64.b64encode(png).decode()
+        return result
+
+    # -- description -----------------------------------------------------------------------------
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """One entry of GET /models."""
+        status = self.statuses[name]
+        entry = status.entry
+        metrics = _section(entry.metadata, "metrics") if entry else {}
+        return {
+            "name": name,
+            "class_name": status.class_name,
+            "loaded": status.loaded,
+            "parameters": entry.parameters if entry else None,
+            "test_accuracy": _optional_float(metrics.get("test_accuracy")),
+            "load_seconds": round(entry.load_seconds, 4) if entry else None,
+            "error": status.error,
+        }
+
+    def info(self, name: str) -> dict[str, Any]:
+        """GET /model/{name}/info: the layers, their parameter shapes, accuracy, training config."""
+        entry = self.get(name)
+        layers = []
+        for layer_name, module in entry.model.named_modules():
+            if not layer_name or any(True for _ in module.children()):
+                continue  # the model itself and containers: their leaves are listed
+            shapes = {
+                param_name: list(param.shape)
+                for param_name, param in module._parameters.items()
+                if param is not None
+            }
+            buffers = {
+                buf_name: list(np.shape(buf))
+                for buf_name, buf in module._buffers.items()
+                if buf is not None
+            }
+            layers.append(
+                {
+                    "name": layer_name,
+                    "type": type(module).__name__,
+                    "parameters": int(sum(int(np.prod(s)) for s in shapes.values())),
+                    "parameter_shapes": shapes,
+                    "buffer_shapes": buffers,
+                    "description": module.extra_repr(),
+                }
+            )
+        metrics = _section(entry.metadata, "metrics")
+        architecture = _section(entry.metadata, "architecture")
+        return {
+            "name": entry.name,
+            "class_name": type(entry.model).__name__,
+            "architecture": {
+                "name": architecture.get("name", entry.name),
+                "kwargs": _section(architecture, "kwargs"),
+            },
+            "layers": layers,
+            "total_parameters": entry.parameters,
+            "total_layers": len(layers),
+            "input_shape": [1, 1, 28, 28],
+            "output_shape": [1, 10],
+            "test_accuracy": _optional_float(metrics.get("test_accuracy")),
+            "metrics": _jsonable(metrics),
+            "training_config": _jsonable(_section(entry.metadata, "config")),
+            "load_seconds": round(entry.load_seconds, 4),
+        }
+
+
+def _section(metadata: dict[str, Any], key: str) -> dict[str, Any]:
+    value = metadata.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _optional_float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _jsonable(value: Any) -> Any:
+    """Checkpoint metadata is JSON already, but NaN/inf are not valid JSON: make them null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,117 @@
+"""Prometheus metrics, in a registry of the app's own (so two apps in one test never collide).
+
+    scratchnet_http_requests_total{method, route, status}             counter
+    scratchnet_http_request_duration_seconds{method, route, status}   histogram
+    scratchnet_predictions_total{model, predicted_class}              counter
+    scratchnet_inference_duration_seconds{model}                      histogram (forward pass)
+    scratchnet_model_load_seconds{model}                              gauge
+    scratchnet_model_loaded{model}                                    gauge, 1 or 0
+
+`route` is the route template (`/model/{model_type}/info`), never the raw path, so that a
+scanner requesting random URLs cannot grow the label set: every unmatched path is `<unmatched>`.
+
+With `--workers N` every worker process keeps its own counters, and a scrape reaches whichever
+worker the kernel hands the connection to. Scrape a single-worker server, or run one server per
+port, when exact totals matter.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "scratchnet_http_requests_total",
+            "HTTP requests answered, by route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "scratchnet_http_request_duration_seconds",
+            "Time from receiving a request to sending the last byte of its response.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "scratchnet_predictions_total",
+            "Successful predictions, by model and predicted class.",
+            ["model", "predicted_class"],
+            registry=self.registry,
+        )
+        self.inference = Histogram(
+            "scratchnet_inference_duration_seconds",
+            "Time of the model's forward pass for one image.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_load_seconds = Gauge(
+            "scratchnet_model_load_seconds",
+            "Time to load the model's checkpoint and run its warm-up prediction.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.model_loaded = Gauge(
+            "scratchnet_model_loaded",
+            "1 when the model is loaded and serving, else 0.",
+            ["model"],
+            registry=self.registry,
+        )
+
+    def observe_prediction(self, model: str, predicted_class: int, inference_ms: float) -> None:
+        self.predictions.labels(model=model, predicted_class=str(predicted_class)).inc()
+        self.inference.labels(model=model).observe(inference_ms / 1000.0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Count every HTTP request and time it, labelled by the route that matched."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        start = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            # The router stores the matched route in the scope it shares with us.
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            labels = {"method": scope["method"], "route": template, "status": str(status)}
+            self.metrics.requests.labels(**labels).inc()
+            self.metrics.latency.labels(**labels).observe(time.perf_counter() - start)

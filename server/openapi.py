@@ -1,0 +1,398 @@
+"""The OpenAPI 3.0 schema of the API, written by hand so that it says exactly what the server does.
+
+tests/server/test_schemathesis.py generates requests from this schema and checks every response
+against it, so a change to an endpoint that is not reflected here fails the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import scratchnet
+from server.config import ServerConfig
+from server.inference import DEFAULT_MODEL, MODEL_NAMES
+from server.params import DEFAULT_TOP_K, TOP_K_MAX, TOP_K_MIN
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _json(_ref("Error"))}
+
+
+# A 28x28 PNG of a hand-drawn 7: the example that /docs and schema-based tools send.
+EXAMPLE_IMAGE = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAS0lEQVR42sXSQQoAIAgEQDf6"
+    "/5ftEqVW0l7Ki6COIAiVcxR536w9w5c1k8ia6tbqwvYSY5Q8ZUJSGshJCynpICM9JGSA9zJCwYe/bVcbDTk2PeiEAAAAA"
+    "ElFTkSuQmCC"
+)
+
+PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+DIGIT = {"type": "integer", "minimum": 0, "maximum": 9}
+SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "description": "Every error response. `error` is a short code, `detail` a message.",
+        "required": ["error", "detail"],
+        "properties": {
+            "error": {
+                "type": "string",
+                "example": "no_ink",
+                "description": (
+                    "bad_request, invalid_multipart, invalid_json, invalid_base64, invalid_image, "
+                    "image_too_large, payload_too_large, unsupported_media_type, validation_error, "
+                    "no_ink, unknown_model, model_not_loaded, not_found, method_not_allowed, "
+                    "internal_error"
+                ),
+            },
+            "detail": {"type": "string"},
+            "parameter": {"type": "string", "description": "The parameter at fault (422)."},
+            "available_models": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "models_loaded", "version"],
+        "properties": {
+            "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
+            "models_loaded": {"type": "array", "items": {"type": "string"}},
+            "version": {"type": "string"},
+        },
+    },
+    "TopKPrediction": {
+        "type": "object",
+        "required": ["class", "probability"],
+        "properties": {"class": DIGIT, "probability": PROBABILITY},
+    },
+    "Prediction": {
+        "type": "object",
+        "required": [
+            "predicted_class",
+            "confidence",
+            "top_k_predictions",
+            "model_type",
+            "model_parameters",
+            "probabilities",
+            "inference_ms",
+        ],
+        "properties": {
+            "predicted_class": DIGIT,
+            "confidence": PROBABILITY,
+            "top_k_predictions": {
+                "type": "array",
+                "items": _ref("TopKPrediction"),
+                "minItems": TOP_K_MIN,
+                "maxItems": TOP_K_MAX,
+                "description": "The top_k classes, most probable first.",
+            },
+            "model_type": {"type": "string", "enum": list(MODEL_NAMES)},
+            "model_parameters": {"type": "integer", "minimum": 0},
+            "probabilities": {
+                "type": "array",
+                "items": PROBABILITY,
+                "minItems": 10,
+                "maxItems": 10,
+                "description": "Softmax probability of each digit 0..9.",
+            },
+            "inference_ms": {
+                "type": "number",
+                "minimum": 0,
+                "description": "Time of the model's forward pass alone, in milliseconds.",
+            },
+            "input_preview": {
+                "type": "string",
+                "pattern": "^data:image/png;base64,",
+                "description": "With preview=true: the prepared 28x28 input as a PNG data URL.",
+            },
+        },
+    },
+    "PredictBase64Request": {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {
+                "type": "string",
+                "description": "Base64 of a PNG/JPEG/... file, optionally as a data: URL.",
+                "example": EXAMPLE_IMAGE,
+            },
+            "model_type": {"type": "string", "default": DEFAULT_MODEL, "enum": list(MODEL_NAMES)},
+            "top_k": {
+                "type": "integer",
+                "minimum": TOP_K_MIN,
+                "maximum": TOP_K_MAX,
+                "default": DEFAULT_TOP_K,
+            },
+            "preview": {"type": "boolean", "default": False},
+        },
+    },
+    "PredictUpload": {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "The image file."},
+            "model_type": {"type": "string", "default": DEFAULT_MODEL, "enum": list(MODEL_NAMES)},
+            "top_k": {
+                "type": "integer",
+                "minimum": TOP_K_MIN,
+                "maximum": TOP_K_MAX,
+                "default": DEFAULT_TOP_K,
+            },
+            "preview": {"type": "boolean", "default": False},
+        },
+    },
+    "ModelSummary": {
+        "type": "object",
+        "required": ["name", "class_name", "loaded", "parameters", "test_accuracy"],
+        "properties": {
+            "name": {"type": "string"},
+            "class_name": {"type": "string"},
+            "loaded": {"type": "boolean"},
+            "parameters": {"type": "integer", "minimum": 0, "nullable": True},
+            "test_accuracy": {**PROBABILITY, "nullable": True},
+            "load_seconds": {"type": "number", "minimum": 0, "nullable": True},
+            "error": {
+                "type": "string",
+                "nullable": True,
+                "description": "Why the model is not loaded.",
+            },
+        },
+    },
+    "ModelList": {
+        "type": "object",
+        "required": ["models", "default_model"],
+        "properties": {
+            "models": {"type": "array", "items": _ref("ModelSummary")},
+            "default_model": {"type": "string"},
+        },
+    },
+    "Layer": {
+        "type": "object",
+        "required": ["name", "type", "parameters", "parameter_shapes"],
+        "properties": {
+            "name": {"type": "string", "example": "conv1"},
+            "type": {"type": "string", "example": "Conv2d"},
+            "parameters": {"type": "integer", "minimum": 0},
+            "parameter_shapes": {"type": "object", "additionalProperties": SHAPE},
+            "buffer_shapes": {"type": "object", "additionalProperties": SHAPE},
+            "description": {"type": "string"},
+        },
+    },
+    "ModelInfo": {
+        "type": "object",
+        "required": ["name", "class_name", "layers", "total_parameters", "test_accuracy"],
+        "properties": {
+            "name": {"type": "string"},
+            "class_name": {"type": "string"},
+            "architecture": {"type": "object"},
+            "layers": {"type": "array", "items": _ref("Layer")},
+            "total_parameters": {"type": "integer", "minimum": 0},
+            "total_layers": {"type": "integer", "minimum": 0},
+            "input_shape": SHAPE,
+            "output_shape": SHAPE,
+            "test_accuracy": {**PROBABILITY, "nullable": True},
+            "metrics": {"type": "object"},
+            "training_config": {"type": "object"},
+            "load_seconds": {"type": "number", "minimum": 0},
+        },
+    },
+}
+
+_MODEL_TYPE_QUERY = {
+    "name": "model_type",
+    "in": "query",
+    "required": False,
+    "description": "Used when the form has no model_type field.",
+    "schema": {"type": "string", "enum": list(MODEL_NAMES), "default": DEFAULT_MODEL},
+}
+_TOP_K_QUERY = {
+    "name": "top_k",
+    "in": "query",
+    "required": False,
+    "description": "Used when the form has no top_k field.",
+    "schema": {
+        "type": "integer",
+        "minimum": TOP_K_MIN,
+        "maximum": TOP_K_MAX,
+        "default": DEFAULT_TOP_K,
+    },
+}
+_PREVIEW_QUERY = {
+    "name": "preview",
+    "in": "query",
+    "required": False,
+    "description": "Used when the form has no preview field.",
+    "schema": {"type": "boolean", "default": False},
+}
+
+_PREDICT_ERRORS = {
+    "400": _error(
+        "The body is not valid multipart/JSON/base64, or the file is not an image PIL can "
+        "read (not an image, truncated, unsupported format)."
+    ),
+    "413": _error(
+        "The body is over the upload limit (payload_too_large), or the image's declared "
+        "dimensions are over the pixel limit (image_too_large: a decompression bomb is "
+        "rejected from its header, before any pixel is decoded)."
+    ),
+    "415": _error("Wrong Content-Type for this endpoint."),
+    "422": _error(
+        "A parameter is missing or invalid (validation_error, with `parameter`), the model is "
+        "unknown (validation_error, with `available_models`), or the image has no ink (no_ink)."
+    ),
+    "503": _error("The requested model exists but is not loaded on this server."),
+}
+
+
+def _predict_200() -> dict[str, Any]:
+    return {"description": "The prediction.", "content": _json(_ref("Prediction"))}
+
+
+def build_openapi(config: ServerConfig | None = None) -> dict[str, Any]:
+    limit = config.max_upload_bytes if config else None
+    limit_text = f" Bodies over {limit} bytes are rejected with 413." if limit else ""
+    health_responses = {
+        "200": {"description": "At least one model is loaded.", "content": _json(_ref("Health"))},
+        "503": {"description": "No model is loaded.", "content": _json(_ref("Health"))},
+    }
+    paths: dict[str, Any] = {
+        "/": {
+            "get": {
+                "summary": "Health JSON for API clients, the drawing page for browsers",
+                "description": (
+                    "Content negotiation on Accept: a client that names text/html and prefers "
+                    "it to application/json gets the HTML page; anything else (application/json, "
+                    "*/*, no Accept) gets the health JSON."
+                ),
+                "operationId": "root",
+                "responses": {
+                    "200": {
+                        "description": "Health JSON, or the drawing page.",
+                        "content": {
+                            "application/json": {"schema": _ref("Health")},
+                            "text/html": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "503": health_responses["503"],
+                },
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "Health check (always JSON)",
+                "operationId": "health",
+                "responses": health_responses,
+            }
+        },
+        "/predict": {
+            "post": {
+                "summary": "Classify an uploaded image",
+                "description": (
+                    "Multipart upload in field `file`. model_type, top_k and preview may be form "
+                    "fields or query parameters; a form field wins over a query parameter."
+                    + limit_text
+                ),
+                "operationId": "predict",
+                "parameters": [_MODEL_TYPE_QUERY, _TOP_K_QUERY, _PREVIEW_QUERY],
+                "requestBody": {
+                    "required": True,
+                    "content": {"multipart/form-data": {"schema": _ref("PredictUpload")}},
+                },
+                "responses": {"200": _predict_200(), **_PREDICT_ERRORS},
+            }
+        },
+        "/predict/base64": {
+            "post": {
+                "summary": "Classify a base64-encoded image",
+                "operationId": "predictBase64",
+                "description": "The image as base64 or a data: URL, in a JSON body." + limit_text,
+                "requestBody": {
+                    "required": True,
+                    "content": _json(_ref("PredictBase64Request")),
+                },
+                "responses": {"200": _predict_200(), **_PREDICT_ERRORS},
+            }
+        },
+        "/models": {
+            "get": {
+                "summary": "Every known model, loaded or not",
+                "operationId": "listModels",
+                "responses": {
+                    "200": {"description": "The models.", "content": _json(_ref("ModelList"))}
+                },
+            }
+        },
+        "/model/{model_type}/info": {
+            "get": {
+                "summary": "A model's layers, parameter shapes, accuracy and training config",
+                "operationId": "modelInfo",
+                "parameters": [
+                    {
+                        "name": "model_type",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "example": DEFAULT_MODEL,
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "The model.", "content": _json(_ref("ModelInfo"))},
+                    "404": _error("Unknown model: `available_models` lists the loaded ones."),
+                    "503": _error("The model exists but is not loaded on this server."),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This schema",
+                "operationId": "openapi",
+                "responses": {
+                    "200": {"description": "OpenAPI 3.0", "content": _json({"type": "object"})}
+                },
+            }
+        },
+        "/docs": {
+            "get": {
+                "summary": "A page to try the endpoints in the browser (no external assets)",
+                "operationId": "docs",
+                "responses": {
+                    "200": {
+                        "description": "HTML",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format 0.0.4",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "scratchnet digit classifier",
+            "version": scratchnet.__version__,
+            "description": (
+                "Classify hand-drawn digits with scratchnet's from-scratch NumPy models. Every "
+                "error is JSON {error, detail}."
+            ),
+        },
+        "paths": paths,
+        "components": {"schemas": SCHEMAS},
+    }

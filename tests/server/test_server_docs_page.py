@@ -1,0 +1,133 @@
+"""The /docs page in a real headless Chromium: every form works, and nothing leaves the server.
+
+Marked `browser`; skipped when Debian's Chromium or Playwright is missing (`make browser`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_url(model_dir: Path) -> Iterator[str]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "server", "--port", str(port), "--model-dir", str(model_dir),
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRATCHNET_")}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "the server did not start"
+            try:
+                httpx.get(f"{url}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def page(live_url: str):
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (make browser)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+        page.requested_urls = []
+        page.on("request", lambda request: page.requested_urls.append(request.url))
+        page.goto(f"{live_url}/docs")
+        page.wait_for_function(
+            "document.getElementById('schema-info').textContent.includes('OpenAPI')"
+        )
+        yield page
+        browser.close()
+
+
+def send(page, endpoint: str) -> dict | str:
+    section = page.locator(f'section[data-endpoint="{endpoint}"]')
+    # Empty the previous answer first, so that the wait below is for the new one.
+    section.locator(".result").evaluate("box => box.replaceChildren()")
+    section.locator('button[type="submit"]').click()
+    result = section.locator(".result pre").first
+    result.wait_for(state="visible")
+    text = result.text_content()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def test_docs_page_forms(page, live_url: str, default_model: str) -> None:
+    health = send(page, "health")
+    assert health["status"] == "healthy"
+
+    models = send(page, "models")
+    assert {m["name"] for m in models["models"]} == {"linear", "cnn"}
+
+    page.fill('section[data-endpoint="model-info"] input[name="model_type"]', "linear")
+    info = send(page, "model-info")
+    assert info["total_parameters"] == 7850
+
+    page.fill('section[data-endpoint="predict"] input[name="model_type"]', default_model)
+    prediction = send(page, "predict")
+    assert prediction["model_type"] == default_model
+    assert len(prediction["probabilities"]) == 10
+    preview = page.locator('section[data-endpoint="predict"] img.preview')
+    assert preview.get_attribute("src").startswith("data:image/png;base64,")
+
+    box = page.locator('textarea[name="__body"]')
+    body = json.loads(box.input_value())
+    body["model_type"] = default_model
+    box.fill(json.dumps(body))
+    encoded = send(page, "predict-base64")
+    assert encoded["model_type"] == default_model
+
+    box.fill('{"image": "not base64!"}')
+    error = send(page, "predict-base64")
+    assert error["error"] == "invalid_base64"
+    status = page.locator('section[data-endpoint="predict-base64"] .status').text_content()
+    assert status.startswith("400")
+
+    metrics = send(page, "metrics")
+    assert "scratchnet_predictions_total" in metrics
+
+    # Everything the page loaded or sent stayed on this server: no CDN, no external font.
+    assert page.requested_urls
+    assert all(url.startswith(live_url) or url.startswith("data:") for url in page.requested_urls)
