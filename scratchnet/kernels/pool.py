@@ -1,0 +1,152 @@
+"""Max-pooling kernels: the scan that finds each window's maximum, and the scatter of dy back.
+
+Forward, for every window (n, c, oh, ow):
+
+    y[n, c, oh, ow] = max of x[n, c, ih, iw] over the window's input positions
+    argmax[n, c, oh, ow] = ih * W + iw of the FIRST maximum, scanning rows then columns
+
+The window starts at (oh * sh - ph, ow * sw - pw) and spans KH x KW; positions in the padding
+count as -inf, so they are never chosen. "First maximum" is PyTorch's rule: after a ReLU,
+windows full of zeros are common, and the gradient must go to the same zero as in PyTorch. A
+NaN is always taken (the last NaN of the window), as PyTorch does, so NaNs propagate.
+
+Backward: dx[n, c, argmax[n, c, oh, ow]] += dy[n, c, oh, ow]. Overlapping windows (stride
+smaller than the kernel) can pick the same input, which then receives the sum.
+
+argmax is int32, an index into the (H, W) plane: half the memory traffic of int64.
+
+Each kernel has a vectorised NumPy twin of the same signature (`*_reference`), the oracle in
+tests/test_kernels.py. Run with NUMBA_DISABLE_JIT=1 to step through the loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+from numpy.lib.stride_tricks import sliding_window_view
+
+from scratchnet.kernels.im2col import output_size
+
+
+@njit(parallel=True, cache=True)
+def max_pool2d_forward_into(padded, KH, KW, sh, sw, ph, pw, y, argmax):
+    """Fill y and argmax (N, C, OH, OW) with each window's maximum and where it is.
+
+    `padded` is x with ph rows and pw columns of -inf on each side (x itself when there is no
+    padding), so every window lies inside it and is read through one table of offsets: its
+    k-th element (i, j) sits at `offsets[k] = i * Wp + j` from the window's corner.
+    One parallel task per (n, c) plane; each writes only its own plane of y and argmax.
+    """
+    N, C, Hp, Wp = padded.shape
+    W = Wp - 2 * pw
+    offsets = np.empty(KH * KW, dtype=np.int64)  # within the padded plane
+    x_offsets = np.empty(KH * KW, dtype=np.int64)  # the same elements within x's plane
+    for i in range(KH):
+        for j in range(KW):
+            offsets[i * KW + j] = i * Wp + j
+            x_offsets[i * KW + j] = i * W + j
+    for task in prange(N * C):
+        n = task // C
+        c = task % C
+        plane = padded[n, c].reshape(Hp * Wp)
+        _max_pool_plane(plane, Wp, W, offsets, x_offsets, KW, sh, sw, ph, pw, y[n, c], argmax[n, c])
+
+
+@njit(cache=True)
+def _max_pool_plane(plane, Wp, W, offsets, x_offsets, KW, sh, sw, ph, pw, y, argmax):
+    """One (n, c) plane of max_pool2d_forward_into: `plane` is the padded plane, flattened.
+
+    (A function of its own: Numba optimises the body of a prange loop less well.)
+    """
+    OH, OW = y.shape
+    KK = offsets.size
+    for oh in range(OH):
+        for ow in range(OW):
+            corner = oh * sh * Wp + ow * sw
+            best = plane[corner]
+            best_k = 0
+            for k in range(1, KK):
+                value = plane[corner + offsets[k]]
+                if value > best or value != value:  # strict >: the first maximum wins
+                    best = value
+                    best_k = k
+            if best == -np.inf:
+                # Every element is -inf, padding included: take the first one inside x, as
+                # PyTorch does (rare, so the scan above need not care where padding is).
+                best_k = max(ph - oh * sh, 0) * KW + max(pw - ow * sw, 0)
+            y[oh, ow] = best
+            argmax[oh, ow] = (oh * sh - ph) * W + (ow * sw - pw) + x_offsets[best_k]
+
+
+def max_pool2d_forward(
+    x: np.ndarray, KH: int, KW: int, sh: int, sw: int, ph: int, pw: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """y = the maximum of each window, argmax = ih * W + iw of its first maximum."""
+    N, C, H, W = x.shape
+    OH = output_size(H, KH, sh, ph)
+    OW = output_size(W, KW, sw, pw)
+    if ph or pw:
+        padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    else:
+        padded = np.ascontiguousarray(x)
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    argmax = np.empty((N, C, OH, OW), dtype=np.int32)
+    max_pool2d_forward_into(padded, KH, KW, sh, sw, ph, pw, y, argmax)
+    return y, argmax
+
+
+def max_pool2d_forward_reference(
+    x: np.ndarray, KH: int, KW: int, sh: int, sw: int, ph: int, pw: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy twin of max_pool2d_forward: argmax over a strided view of every window.
+
+    np.argmax returns the first maximum, the same rule as the kernel (NaNs aside).
+    """
+    N, C, H, W = x.shape
+    OH = output_size(H, KH, sh, ph)
+    OW = output_size(W, KW, sw, pw)
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    windows = sliding_window_view(padded, (KH, KW), axis=(2, 3))
+    windows = windows[:, :, : sh * OH : sh, : sw * OW : sw].reshape(N, C, OH, OW, KH * KW)
+    k = windows.argmax(axis=-1)
+    y = np.take_along_axis(windows, k[..., None], axis=-1)[..., 0]
+    ih = np.arange(OH)[:, None] * sh - ph + k // KW
+    iw = np.arange(OW)[None, :] * sw - pw + k % KW
+    return np.ascontiguousarray(y), (ih * W + iw).astype(np.int32)
+
+
+@njit(parallel=True, cache=True)
+def max_pool2d_backward_into(dy, argmax, dx):
+    """Set dx (N, C, H, W) to dy scattered to each window's argmax (summed where they meet).
+
+    Windows never cross (n, c) planes, so one task per plane never races with another.
+    """
+    N, C, H, W = dx.shape
+    OH = dy.shape[2]
+    OW = dy.shape[3]
+    flat = dx.reshape((N, C, H * W))
+    for task in prange(N * C):
+        n = task // C
+        c = task % C
+        plane = flat[n, c]
+        for i in range(H * W):
+            plane[i] = 0
+        for oh in range(OH):
+            for ow in range(OW):
+                plane[argmax[n, c, oh, ow]] += dy[n, c, oh, ow]
+
+
+def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple) -> np.ndarray:
+    """dx[n, c, argmax[n, c, oh, ow]] += dy[n, c, oh, ow], zero elsewhere."""
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    max_pool2d_backward_into(np.ascontiguousarray(dy), argmax, dx)
+    return dx
+
+
+def max_pool2d_backward_reference(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple) -> np.ndarray:
+    """NumPy twin of max_pool2d_backward: np.add.at sums repeated indices, as += must."""
+    N, C, H, W = x_shape
+    dx = np.zeros((N * C, H * W), dtype=dy.dtype)
+    planes = np.arange(N * C)[:, None]
+    np.add.at(dx, (planes, argmax.reshape(N * C, -1)), dy.reshape(N * C, -1))
+    return dx.reshape(x_shape)

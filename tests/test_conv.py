@@ -1,0 +1,196 @@
+"""conv2d and Conv2d: a naive nested-loop forward, gradient checks of x, weight and bias, the
+errors for bad input, dtypes and PyTorch's default initialisation.
+
+The largest relative gradient error of each check is recorded in GRAD_ERRORS and printed at
+the end of the module with `pytest -s`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import scratchnet.nn.functional as F
+from scratchnet import Tensor, nn, no_grad
+from tests.gradcheck import gradcheck, vjp_check
+
+rng = np.random.default_rng(1234)
+GRAD_ERRORS: dict[str, float] = {}
+
+
+def record(name: str, err: float) -> float:
+    GRAD_ERRORS[name] = max(GRAD_ERRORS.get(name, 0.0), err)
+    return err
+
+
+def naive_conv2d(x, weight, bias, stride, padding):
+    """The definition, one output entry at a time, with explicit zero padding."""
+    N, C, H, W = x.shape
+    OC, _, KH, KW = weight.shape
+    (sh, sw), (ph, pw) = stride, padding
+    OH = (H + 2 * ph - KH) // sh + 1
+    OW = (W + 2 * pw - KW) // sw + 1
+    y = np.zeros((N, OC, OH, OW), dtype=np.float64)
+    for n in range(N):
+        for o in range(OC):
+            for i in range(OH):
+                for j in range(OW):
+                    total = 0.0 if bias is None else float(bias[o])
+                    for c in range(C):
+                        for kh in range(KH):
+                            for kw in range(KW):
+                                ih = i * sh - ph + kh
+                                iw = j * sw - pw + kw
+                                if 0 <= ih < H and 0 <= iw < W:
+                                    total += float(x[n, c, ih, iw]) * float(weight[o, c, kh, kw])
+                    y[n, o, i, j] = total
+    return y
+
+
+# (x shape, weight shape, stride, padding)
+CASES = [
+    ((2, 3, 7, 6), (4, 3, 3, 3), (1, 1), (1, 1)),  # odd, non-square, "same" padding
+    ((1, 2, 8, 7), (3, 2, 3, 3), (2, 2), (0, 0)),  # batch 1, stride 2
+    ((2, 1, 9, 8), (2, 1, 5, 5), (2, 2), (2, 2)),  # kernel 5, padding 2
+    ((1, 3, 5, 6), (2, 3, 1, 1), (1, 1), (0, 0)),  # 1 x 1 convolution
+    ((2, 2, 6, 9), (3, 2, 3, 5), (1, 2), (1, 2)),  # non-square kernel, stride and padding
+    ((1, 2, 4, 4), (2, 2, 3, 3), (1, 1), (2, 2)),  # padding wider than the kernel's half
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xs, ws, stride, padding", CASES)
+def test_forward_matches_naive_loops(dtype, xs, ws, stride, padding):
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    y = F.conv2d(Tensor(x), Tensor(w), Tensor(b), stride=stride, padding=padding)
+    assert y.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y.data, naive_conv2d(x, w, b, stride, padding), rtol=tol, atol=tol)
+    y_nobias = F.conv2d(Tensor(x), Tensor(w), stride=stride, padding=padding)
+    expected = naive_conv2d(x, w, None, stride, padding)
+    np.testing.assert_allclose(y_nobias.data, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding", CASES)
+def test_gradcheck_x_weight_bias(xs, ws, stride, padding):
+    arrays = [rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])]
+
+    def fn(x, w, b):
+        return F.conv2d(x, w, b, stride=stride, padding=padding)
+
+    err = record("conv2d", gradcheck(fn, arrays, seed=3))
+    assert err < 1e-6
+
+
+def test_gradcheck_without_bias():
+    arrays = [rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((3, 2, 3, 2))]
+    err = record("conv2d", gradcheck(lambda x, w: F.conv2d(x, w, stride=(2, 1), padding=1), arrays))
+    assert err < 1e-6
+
+
+def test_vjp_check_cnn_sized_layer():
+    # conv2 of the MNIST CNN at batch 4: too big for full differences, fine for directions.
+    arrays = [
+        rng.standard_normal((4, 32, 14, 14)),
+        rng.standard_normal((64, 32, 3, 3)) * 0.1,
+        rng.standard_normal(64),
+    ]
+    err = vjp_check(lambda x, w, b: F.conv2d(x, w, b, padding=1), arrays, seed=5)
+    assert record("conv2d (vjp, 4x32x14x14)", err) < 1e-6
+
+
+def test_first_layer_skips_dx():
+    x = Tensor(rng.standard_normal((2, 1, 6, 6)))  # the image: no gradient wanted
+    conv = nn.Conv2d(1, 2, 3, padding=1).double()
+    F.conv2d(x, conv.weight, conv.bias, padding=1).backward(rng.standard_normal((2, 2, 6, 6)))
+    assert x.grad is None
+    assert conv.weight.grad.shape == (2, 1, 3, 3) and conv.bias.grad.shape == (2,)
+
+
+def test_no_grad_builds_no_graph():
+    conv = nn.Conv2d(2, 3, 3)
+    with no_grad():
+        y = conv(Tensor(rng.standard_normal((1, 2, 5, 5)).astype(np.float32)))
+    assert not y.requires_grad and y.is_leaf
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_preserved(dtype):
+    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1).to(dtype)
+    x = Tensor(rng.standard_normal((2, 2, 7, 7)).astype(dtype), requires_grad=True)
+    y = conv(x)
+    assert y.dtype == dtype and y.shape == (2, 3, 4, 4)
+    y.backward(rng.standard_normal(y.shape).astype(dtype))
+    for t in (x, conv.weight, conv.bias):
+        assert t.grad.dtype == dtype and t.grad.shape == t.shape
+
+
+def test_default_init_follows_torch():
+    conv = nn.Conv2d(16, 8, (3, 5))
+    fan_in = 16 * 3 * 5
+    bound = 1 / math.sqrt(fan_in)  # kaiming_uniform(a=sqrt(5)) reduces to this bound
+    assert conv.weight.shape == (8, 16, 3, 5) and conv.bias.shape == (8,)
+    assert conv.weight.dtype == np.float32
+    assert np.abs(conv.weight.data).max() <= bound
+    assert np.abs(conv.weight.data).max() > 0.9 * bound  # uniform, so it reaches the edge
+    assert np.abs(conv.bias.data).max() <= bound
+    # U(-b, b) has standard deviation b / sqrt(3).
+    assert abs(conv.weight.data.std() - bound / math.sqrt(3)) < 0.1 * bound
+
+
+def test_module_attributes_state_dict_and_repr():
+    conv = nn.Conv2d(1, 32, 3, padding=1)
+    assert conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
+    assert list(conv.state_dict()) == ["weight", "bias"]
+    assert repr(conv) == "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))"
+    no_bias = nn.Conv2d(3, 4, 1, bias=False)
+    assert no_bias.bias is None and list(no_bias.state_dict()) == ["weight"]
+    assert "bias=False" in repr(no_bias)
+    y = no_bias(Tensor(np.ones((1, 3, 2, 2), dtype=np.float32)))
+    np.testing.assert_allclose(y.data[0, :, 0, 0], no_bias.weight.data.sum(axis=(1, 2, 3)))
+
+
+def test_errors_for_bad_input():
+    conv = nn.Conv2d(3, 4, 3)
+    with pytest.raises(ValueError, match=r"Conv2d expects a 4-D input \(N, C, H, W\), got 3-D"):
+        conv(Tensor(np.zeros((3, 8, 8), dtype=np.float32)))
+    with pytest.raises(
+        ValueError, match=r"Conv2d expected 3 input channels, got 1 \(input shape \(2, 1, 5, 5\)"
+    ):
+        conv(Tensor(np.zeros((2, 1, 5, 5), dtype=np.float32)))
+    with pytest.raises(ValueError, match=r"output size \(0, 0\) is too small"):
+        conv(Tensor(np.zeros((1, 3, 2, 2), dtype=np.float32)))
+    w = Tensor(np.zeros((4, 3, 3, 3)))
+    with pytest.raises(ValueError, match="conv2d expected 3 input channels, got 2"):
+        F.conv2d(Tensor(np.zeros((1, 2, 5, 5))), w)
+    with pytest.raises(ValueError, match="stride must be at least 1"):
+        F.conv2d(Tensor(np.zeros((1, 3, 5, 5))), w, stride=0)
+    with pytest.raises(ValueError, match="padding must be an int or a pair of ints"):
+        F.conv2d(Tensor(np.zeros((1, 3, 5, 5))), w, padding=(1, 1, 1))
+
+
+def test_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 9, 8))
+    w = rng.standard_normal((4, 3, 3, 5))
+    b = rng.standard_normal(4)
+    dy = rng.standard_normal((2, 4, 5, 2))
+    ours = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    F.conv2d(*ours, stride=2, padding=(1, 0)).backward(dy)
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = torch.nn.functional.conv2d(*theirs, stride=2, padding=(1, 0))
+    y.backward(torch.tensor(dy))
+    np.testing.assert_allclose(F.conv2d(*ours, stride=2, padding=(1, 0)).data, y.detach(), 1e-12)
+    for a, t in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad, t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def teardown_module(module):
+    if GRAD_ERRORS:
+        print("\nlargest relative gradient error per op:")
+        for name, err in GRAD_ERRORS.items():
+            print(f"  {name:28s} {err:.1e}")

@@ -1,0 +1,206 @@
+"""Every Numba kernel against its vectorised NumPy twin, in float32 and float64.
+
+The twins (`*_reference`) share the kernels' signatures. The im2col grid is the one STYLE.md
+asks for: strides {1, 2} x padding {0, 1, 2} x kernels {1, 3, 5}, on non-square inputs, with a
+batch of 1 and of 2. im2col + matmul is also checked against a naive nested-loop convolution.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from scratchnet.kernels import batchnorm as bn
+from scratchnet.kernels import im2col as ic
+from scratchnet.kernels import pool
+
+DTYPES = [np.float32, np.float64]
+rng = np.random.default_rng(7)
+
+# (N, C, H, W), (KH, KW), (sh, sw), (ph, pw)
+GRID = [
+    ((n, 2, 7, 6), (k, k), (s, s), (p, p))
+    for n, k, s, p in itertools.product((1, 2), (1, 3, 5), (1, 2), (0, 1, 2))
+]
+UNEVEN = [
+    ((2, 3, 9, 8), (5, 3), (2, 1), (2, 1)),
+    ((1, 2, 5, 11), (3, 1), (1, 3), (0, 2)),
+    ((1, 1, 3, 3), (3, 3), (1, 1), (4, 4)),  # windows entirely in the padding
+    ((3, 1, 4, 4), (4, 4), (1, 1), (0, 0)),  # one output position
+]
+
+
+def naive_conv2d(x, weight, stride, padding):
+    """y[n, o, i, j] = sum(padded x window * weight[o]), one output entry at a time."""
+    N, _, H, W = x.shape
+    OC, _, KH, KW = weight.shape
+    (sh, sw), (ph, pw) = stride, padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    OH = (H + 2 * ph - KH) // sh + 1
+    OW = (W + 2 * pw - KW) // sw + 1
+    y = np.zeros((N, OC, OH, OW), dtype=x.dtype)
+    for n in range(N):
+        for o in range(OC):
+            for i in range(OH):
+                for j in range(OW):
+                    window = xp[n, :, i * sh : i * sh + KH, j * sw : j * sw + KW]
+                    y[n, o, i, j] = np.sum(window * weight[o])
+    return y
+
+
+# ---------------------------------------------------------------------------------------------
+# im2col / col2im
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, kernel, stride, padding", GRID + UNEVEN)
+def test_im2col_and_col2im_match_numpy(dtype, shape, kernel, stride, padding):
+    x = rng.standard_normal(shape).astype(dtype)
+    args = (*kernel, *stride, *padding)
+    cols = ic.im2col(x, *args)
+    assert cols.dtype == dtype
+    np.testing.assert_array_equal(cols, ic.im2col_reference(x, *args))
+
+    dcols = rng.standard_normal(cols.shape).astype(dtype)
+    dx = ic.col2im(dcols, *shape, *args)
+    assert dx.dtype == dtype and dx.shape == shape
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(dx, ic.col2im_reference(dcols, *shape, *args), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", UNEVEN + GRID[::5])
+def test_col2im_is_the_adjoint_of_im2col(shape, kernel, stride, padding):
+    # <im2col(x), c> = <x, col2im(c)>: col2im is exactly the transpose of the im2col copy.
+    args = (*kernel, *stride, *padding)
+    x = rng.standard_normal(shape)
+    cols = ic.im2col(x, *args)
+    c = rng.standard_normal(cols.shape)
+    assert np.isclose(np.sum(cols * c), np.sum(x * ic.col2im(c, *shape, *args)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, kernel, stride, padding", GRID[::3] + UNEVEN)
+def test_im2col_matmul_equals_naive_convolution(dtype, shape, kernel, stride, padding):
+    x = rng.standard_normal(shape).astype(dtype)
+    weight = rng.standard_normal((4, shape[1], *kernel)).astype(dtype)
+    cols = ic.im2col(x, *kernel, *stride, *padding)
+    N = shape[0]
+    y2 = weight.reshape(4, -1) @ cols
+    expected = naive_conv2d(x, weight, stride, padding)
+    y = y2.reshape(4, N, *expected.shape[2:]).transpose(1, 0, 2, 3)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+
+
+def test_output_size_formula():
+    assert ic.output_size(28, 3, 1, 1) == 28
+    assert ic.output_size(7, 3, 2, 0) == 3
+    assert ic.output_size(6, 5, 2, 2) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# max pooling
+# ---------------------------------------------------------------------------------------------
+
+POOL_CASES = [
+    ((2, 3, 8, 6), (2, 2), (2, 2), (0, 0)),  # the CNN's pool, non-overlapping
+    ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1)),  # overlapping, padded, odd sizes
+    ((2, 1, 5, 7), (3, 2), (1, 2), (1, 1)),  # non-square kernel
+    ((1, 2, 9, 9), (5, 5), (2, 3), (2, 2)),
+    ((2, 2, 4, 5), (1, 1), (1, 1), (0, 0)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, kernel, stride, padding", POOL_CASES)
+def test_max_pool_kernels_match_numpy(dtype, shape, kernel, stride, padding):
+    x = rng.standard_normal(shape).astype(dtype)
+    x[0, 0, :2, :2] = 0.0  # a tie, which both must resolve to the first maximum
+    args = (*kernel, *stride, *padding)
+    y, argmax = pool.max_pool2d_forward(x, *args)
+    y_ref, argmax_ref = pool.max_pool2d_forward_reference(x, *args)
+    assert y.dtype == dtype and argmax.dtype == np.int32
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = pool.max_pool2d_backward(dy, argmax, x.shape)
+    assert dx.dtype == dtype
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(dx, pool.max_pool2d_backward_reference(dy, argmax, x.shape), tol)
+
+
+def test_max_pool_picks_the_first_maximum_and_sums_shared_maxima():
+    x = np.zeros((1, 1, 3, 3))
+    _, argmax = pool.max_pool2d_forward(x, 2, 2, 1, 1, 0, 0)
+    # All zeros: every window's gradient goes to its top-left (first) element.
+    np.testing.assert_array_equal(argmax[0, 0], [[0, 1], [3, 4]])
+
+    x[0, 0, 1, 1] = 5.0  # the maximum of all four overlapping windows
+    y, argmax = pool.max_pool2d_forward(x, 2, 2, 1, 1, 0, 0)
+    np.testing.assert_array_equal(y[0, 0], 5.0)
+    dx = pool.max_pool2d_backward(np.arange(1.0, 5.0).reshape(1, 1, 2, 2), argmax, x.shape)
+    assert dx[0, 0, 1, 1] == 1 + 2 + 3 + 4 and dx.sum() == 10
+
+
+def test_max_pool_all_minus_inf_window_points_inside_x():
+    # Padding is -inf too; like PyTorch, a window whose values are all -inf picks its first
+    # element inside x, never a padding position.
+    x = np.full((1, 1, 3, 3), -np.inf)
+    y, argmax = pool.max_pool2d_forward(x, 3, 3, 1, 1, 1, 1)
+    assert np.all(y == -np.inf)
+    expected = [[max(i - 1, 0) * 3 + max(j - 1, 0) for j in range(3)] for i in range(3)]
+    np.testing.assert_array_equal(argmax[0, 0], expected)
+
+
+def test_max_pool_propagates_nan():
+    x = np.ones((1, 1, 2, 2), dtype=np.float32)
+    x[0, 0, 1, 0] = np.nan
+    y, argmax = pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0)
+    assert np.isnan(y[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# batch norm
+# ---------------------------------------------------------------------------------------------
+
+BN_SHAPES = [(4, 3, 10), (1, 2, 49), (64, 5, 1), (2, 3, 1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batchnorm_kernels_match_numpy(dtype, shape):
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 2 + 3).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    close = {"rtol": 1e-5 if dtype == np.float32 else 1e-12, "atol": 1e-6}
+
+    mean, var = bn.channel_mean_var(x)
+    mean_ref, var_ref = bn.channel_mean_var_reference(x)
+    assert mean.dtype == np.float64
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-12)
+    np.testing.assert_allclose(var, var_ref, rtol=1e-12)
+
+    sums = bn.channel_grad_sums(dy, x, mean)
+    for got, want in zip(sums, bn.channel_grad_sums_reference(dy, x, mean)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+    scale, shift, inv_std, m_dy, m_dy_xhat = (rng.standard_normal(C) for _ in range(5))
+    y = bn.normalize(x, mean, scale, shift)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, bn.normalize_reference(x, mean, scale, shift), **close)
+
+    dx = bn.normalize_backward(dy, x, mean, inv_std, scale, m_dy, m_dy_xhat)
+    expected = bn.normalize_backward_reference(dy, x, mean, inv_std, scale, m_dy, m_dy_xhat)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, expected, **close)
+
+
+def test_channel_mean_var_is_accurate_for_a_large_offset():
+    # Subtracting the mean before squaring keeps float32 data with mean 1e4 exact enough.
+    x = (rng.standard_normal((8, 2, 100)) + 1e4).astype(np.float32)
+    _, var = bn.channel_mean_var(x)
+    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2)), rtol=1e-10)
