@@ -62,13 +62,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
     "cnn": {
         "epochs": 15,
-        "batch_size": 128,
-        "lr": 0.003,
+        "batch_size": 64,
+        "lr": 0.006,
         "optimizer": "adamw",
         "momentum": 0.9,
         "scheduler": "onecycle",
         "weight_decay": 5e-4,
-        "dropout": 0.3,
+        "dropout": 0.1,
         "augment": True,
     },
 }
