@@ -204,3 +204,88 @@ def test_channel_mean_var_is_accurate_for_a_large_offset():
     x = (rng.standard_normal((8, 2, 100)) + 1e4).astype(np.float32)
     _, var = bn.channel_mean_var(x)
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2)), rtol=1e-10)
+
+
+# The kernel wrappers run small inputs on one thread (scratchnet.threads.launch): the tests
+# above, on tiny shapes, take that path. These shapes are above PARALLEL_MIN_WORK, so the
+# kernels run their prange loops on every Numba thread.
+def test_kernels_on_the_parallel_path_match_numpy():
+    from scratchnet.threads import PARALLEL_MIN_WORK
+
+    x = rng.standard_normal((16, 32, 28, 28)).astype(np.float32)
+    assert x.size >= PARALLEL_MIN_WORK
+    cols = ic.im2col(x, 3, 3, 1, 1, 1, 1)
+    np.testing.assert_array_equal(cols, ic.im2col_reference(x, 3, 3, 1, 1, 1, 1))
+    back = ic.col2im(cols, 16, 32, 28, 28, 3, 3, 1, 1, 1, 1)
+    expected = ic.col2im_reference(cols, 16, 32, 28, 28, 3, 3, 1, 1, 1, 1)
+    np.testing.assert_allclose(back, expected, rtol=1e-6, atol=1e-6)
+
+    y, argmax = pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0)
+    y_ref, argmax_ref = pool.max_pool2d_forward_reference(x, 2, 2, 2, 2, 0, 0)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    dx = pool.max_pool2d_backward(y, argmax, x.shape)
+    np.testing.assert_array_equal(dx, pool.max_pool2d_backward_reference(y, argmax, x.shape))
+
+    x3 = x.reshape(16, 32, -1)
+    mean, var = bn.channel_mean_var(x3)
+    mean_ref, var_ref = bn.channel_mean_var_reference(x3)
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(var, var_ref, rtol=1e-9)
+    scale, shift = rng.standard_normal(32), rng.standard_normal(32)
+    np.testing.assert_allclose(
+        bn.normalize(x3, mean, scale, shift),
+        bn.normalize_reference(x3, mean, scale, shift),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_launch_runs_small_work_on_one_thread_and_restores_the_count():
+    import numba
+
+    from scratchnet.threads import launch
+
+    seen = []
+    before = numba.get_num_threads()
+    launch(lambda: seen.append(numba.get_num_threads()), 10)
+    launch(lambda: seen.append(numba.get_num_threads()), 1 << 30)
+    assert seen == [1, before]
+    assert numba.get_num_threads() == before
+
+
+def test_batch_chunks_cover_the_batch():
+    from scratchnet.threads import batch_chunks, run_chunks
+
+    for n in (1, 7, 16, 64, 129):
+        chunks = batch_chunks(n)
+        assert chunks[0][0] == 0 and chunks[-1][1] == n
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))
+        assert run_chunks(lambda lo, hi: hi - lo, chunks) == [hi - lo for lo, hi in chunks]
+
+
+@pytest.mark.parametrize("batch", [1, 33])
+def test_conv_split_into_chunks_equals_one_chunk(batch, monkeypatch):
+    """Conv2dFunction cut into per-thread chunks == the whole batch as one chunk."""
+    import scratchnet.nn.conv as conv_module
+    from scratchnet.tensor import Tensor
+
+    x = rng.standard_normal((batch, 3, 9, 8))
+    weight = rng.standard_normal((4, 3, 3, 3))
+    bias = rng.standard_normal(4)
+    dy = rng.standard_normal((batch, 4, 9, 8))
+
+    def run() -> list[np.ndarray]:
+        leaves = [Tensor(a, requires_grad=True) for a in (x, weight, bias)]
+        y = conv_module.conv2d(*leaves, stride=1, padding=1)
+        y.backward(dy)
+        return [y.data] + [leaf.grad for leaf in leaves]
+
+    monkeypatch.setattr(conv_module, "batch_chunks", lambda n: [(0, n)])
+    whole = run()
+    thirds = [(0, batch // 3), (batch // 3, 2 * batch // 3), (2 * batch // 3, batch)]
+    monkeypatch.setattr(conv_module, "batch_chunks", lambda n: thirds if n > 3 else [(0, n)])
+    for got, want in zip(run(), whole):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    naive = naive_conv2d(x, weight, (1, 1), (1, 1)) + bias[:, None, None]
+    np.testing.assert_allclose(whole[0], naive, rtol=1e-10, atol=1e-10)

@@ -21,3 +21,9 @@ import os
 # back at once. This must be set before the OpenMP runtime starts, that is before the first
 # parallel kernel runs; a value already in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# The BLAS runs single-threaded by default, so that it never spins against these kernels'
+# threads (see scratchnet/threads.py for the measurements and how to override it).
+from scratchnet.threads import configure_default
+
+configure_default()

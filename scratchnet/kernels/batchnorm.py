@@ -28,6 +28,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from scratchnet.threads import launch
+
 # ---------------------------------------------------------------------------------------------
 # Per-channel sums
 # ---------------------------------------------------------------------------------------------
@@ -64,7 +66,7 @@ def channel_mean_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     C = x.shape[1]
     mean = np.empty(C)
     var = np.empty(C)
-    channel_mean_var_into(np.ascontiguousarray(x), mean, var)
+    launch(channel_mean_var_into, x.size, np.ascontiguousarray(x), mean, var)
     return mean, var
 
 
@@ -100,7 +102,9 @@ def channel_grad_sums(
     C = x.shape[1]
     sum_dy = np.empty(C)
     sum_dy_xmu = np.empty(C)
-    channel_grad_sums_into(
+    launch(
+        channel_grad_sums_into,
+        x.size,
         np.ascontiguousarray(dy),
         np.ascontiguousarray(x),
         np.ascontiguousarray(mean, dtype=np.float64),
@@ -142,7 +146,7 @@ def normalize_into(x, mean, scale, shift, y):
 def normalize(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """y = (x - mean[c]) * scale[c] + shift[c] for x (N, C, L); y has x's dtype."""
     y = np.empty(x.shape, dtype=x.dtype)
-    normalize_into(np.ascontiguousarray(x), _f64(mean), _f64(scale), _f64(shift), y)
+    launch(normalize_into, x.size, np.ascontiguousarray(x), _f64(mean), _f64(scale), _f64(shift), y)
     return y
 
 
@@ -187,7 +191,9 @@ def normalize_backward(
 ) -> np.ndarray:
     """dx = scale * (dy - mean_dy - xhat * mean_dy_xhat), xhat = (x - mean) * inv_std."""
     dx = np.empty(x.shape, dtype=dy.dtype)
-    normalize_backward_into(
+    launch(
+        normalize_backward_into,
+        x.size,
         np.ascontiguousarray(dy),
         np.ascontiguousarray(x),
         _f64(mean),

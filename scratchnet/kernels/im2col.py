@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from scratchnet.threads import launch
+
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     """Number of window positions along one axis: (size + 2 * padding - kernel) // stride + 1."""
@@ -105,7 +107,7 @@ def im2col(x: np.ndarray, KH: int, KW: int, sh: int, sw: int, ph: int, pw: int) 
     OW = output_size(W, KW, sw, pw)
     x = np.ascontiguousarray(x)
     cols = np.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
-    im2col_into(x, KH, KW, sh, sw, ph, pw, cols)
+    launch(im2col_into, cols.size, x, KH, KW, sh, sw, ph, pw, cols)
     return cols
 
 
@@ -182,7 +184,7 @@ def col2im(
 ) -> np.ndarray:
     """dx[n, c, ih, iw] = sum of the cols entries that im2col copied from x[n, c, ih, iw]."""
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
-    col2im_into(np.ascontiguousarray(cols), KH, KW, sh, sw, ph, pw, dx)
+    launch(col2im_into, cols.size, np.ascontiguousarray(cols), KH, KW, sh, sw, ph, pw, dx)
     return dx
 
 

@@ -26,6 +26,7 @@ from numba import njit, prange
 from numpy.lib.stride_tricks import sliding_window_view
 
 from scratchnet.kernels.im2col import output_size
+from scratchnet.threads import launch
 
 
 @njit(parallel=True, cache=True)
@@ -91,7 +92,7 @@ def max_pool2d_forward(
         padded = np.ascontiguousarray(x)
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
     argmax = np.empty((N, C, OH, OW), dtype=np.int32)
-    max_pool2d_forward_into(padded, KH, KW, sh, sw, ph, pw, y, argmax)
+    launch(max_pool2d_forward_into, padded.size, padded, KH, KW, sh, sw, ph, pw, y, argmax)
     return y, argmax
 
 
@@ -139,7 +140,7 @@ def max_pool2d_backward_into(dy, argmax, dx):
 def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple) -> np.ndarray:
     """dx[n, c, argmax[n, c, oh, ow]] += dy[n, c, oh, ow], zero elsewhere."""
     dx = np.empty(x_shape, dtype=dy.dtype)
-    max_pool2d_backward_into(np.ascontiguousarray(dy), argmax, dx)
+    launch(max_pool2d_backward_into, dx.size, np.ascontiguousarray(dy), argmax, dx)
     return dx
 
 
