@@ -30,17 +30,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BUNDLED_MODELS = REPO / "scratchnet" / "pretrained"
 MODEL_NAMES = ("cnn", "linear")
 
@@ -177,18 +166,6 @@ def server(live_server: LiveServer) -> LiveServer:
 def trained_models(server: LiveServer) -> None:
     if not server.trained:
         pytest.skip("the bundled models (scratchnet/pretrained/*.npz) are not there yet")
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class ConsoleErrors:

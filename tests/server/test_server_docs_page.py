@@ -61,23 +61,14 @@ def live_url(model_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(live_url: str):
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium (make browser)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-        )
-        page = browser.new_page()
-        page.requested_urls = []
-        page.on("request", lambda request: page.requested_urls.append(request.url))
-        page.goto(f"{live_url}/docs")
-        page.wait_for_function(
-            "document.getElementById('schema-info').textContent.includes('OpenAPI')"
-        )
-        yield page
-        browser.close()
+def page(live_url: str, browser):
+    page = browser.new_page()
+    page.requested_urls = []
+    page.on("request", lambda request: page.requested_urls.append(request.url))
+    page.goto(f"{live_url}/docs")
+    page.wait_for_function("document.getElementById('schema-info').textContent.includes('OpenAPI')")
+    yield page
+    page.close()
 
 
 def send(page, endpoint: str) -> dict | str:
