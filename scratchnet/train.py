@@ -389,12 +389,21 @@ def _recipe_help(key: str) -> str:
     return ", ".join(f"{name}: {recipe[key]}" for name, recipe in RECIPES.items())
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except for the options whose default is the model's recipe (None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scratchnet.train",
         description="Train scratchnet's MNIST classifiers from scratch on the real MNIST. "
         "Options left out take each model's default recipe (shown in brackets).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument(
         "--model", choices=["linear", "cnn", "both"], default="both", help="which model to train"
