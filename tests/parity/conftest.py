@@ -81,6 +81,8 @@ class ErrorTable:
         self.notes.append(text)
 
     def render(self) -> str:
+        if not self.errors:
+            return "\n".join(self.notes)
         columns = [c for c in ("float64", "float32") if any(c in r for r in self.errors.values())]
         for row in self.errors.values():
             columns.extend(c for c in row if c not in columns)
