@@ -8,12 +8,10 @@ have MNIST's geometry: the ink fits a 20x20 box and its centre of mass is at (14
 from __future__ import annotations
 
 import base64
-import gzip
 import io
 import struct
 import time
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -343,22 +341,8 @@ def test_mnist_digit_drawn_big_off_centre_comes_back(digit):
     assert similarity(prepare_image(original), original) > 0.99  # already MNIST-like
 
 
-def _mnist_test_images() -> np.ndarray | None:
-    root = Path(__file__).resolve().parents[1]
-    for folder in (root / "data" / "mnist", root.parent / "shared" / "data" / "mnist"):
-        path = folder / "t10k-images-idx3-ubyte.gz"
-        if path.exists():
-            with gzip.open(path) as f:
-                f.read(16)
-                pixels = np.frombuffer(f.read(200 * 28 * 28), dtype=np.uint8)
-            return pixels.reshape(200, 28, 28).astype(np.float32) / 255
-    return None
-
-
-def test_real_mnist_digits_drawn_big_come_back():
-    digits = _mnist_test_images()
-    if digits is None:
-        pytest.skip("MNIST is not downloaded (make data)")
+def test_real_mnist_digits_drawn_big_come_back(mnist):
+    digits = mnist.test_images[:200].astype(np.float32) / 255
     scores = []
     for i, digit in enumerate(digits):
         big = Image.fromarray(np.uint8(digit * 255)).resize((196, 196), Image.Resampling.BICUBIC)
