@@ -94,3 +94,25 @@ def vjp_check(
             err = abs(numeric - exact) / max(abs(numeric), abs(exact), 1e-12)
             worst = max(worst, err)
     return worst
+
+
+class ErrorLog:
+    """The largest relative gradient error of each named check in a test module.
+
+    A module sets `GRAD_ERRORS = ErrorLog()`, calls `GRAD_ERRORS.record(name, err)` in its
+    checks and `teardown_module = GRAD_ERRORS.print_table`, so that `pytest -s` prints the
+    table for the README and the closing notes.
+    """
+
+    def __init__(self) -> None:
+        self.errors: dict[str, float] = {}
+
+    def record(self, name: str, err: float) -> float:
+        self.errors[name] = max(self.errors.get(name, 0.0), err)
+        return err
+
+    def print_table(self, module: object = None) -> None:
+        if self.errors:
+            print("\nlargest relative gradient error per op:")
+            for name, err in self.errors.items():
+                print(f"  {name:28s} {err:.1e}")

@@ -13,15 +13,11 @@ import pytest
 
 import scratchnet.nn.functional as F
 from scratchnet import Tensor, nn, no_grad
-from tests.gradcheck import gradcheck, vjp_check
+from tests.gradcheck import ErrorLog, gradcheck, vjp_check
 
 rng = np.random.default_rng(2024)
-GRAD_ERRORS: dict[str, float] = {}
-
-
-def record(name: str, err: float) -> float:
-    GRAD_ERRORS[name] = max(GRAD_ERRORS.get(name, 0.0), err)
-    return err
+GRAD_ERRORS = ErrorLog()
+record = GRAD_ERRORS.record
 
 
 def numpy_batch_norm(x, mean, var, weight, bias, eps=1e-5):
@@ -289,8 +285,4 @@ def test_matches_torch_training_step_and_eval():
     np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.tensor(x)).detach(), **close)
 
 
-def teardown_module(module):
-    if GRAD_ERRORS:
-        print("\nlargest relative gradient error per op:")
-        for name, err in GRAD_ERRORS.items():
-            print(f"  {name:28s} {err:.1e}")
+teardown_module = GRAD_ERRORS.print_table

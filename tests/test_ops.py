@@ -9,7 +9,7 @@ import pytest
 
 import scratchnet.nn.functional as F
 from scratchnet import Tensor
-from tests.gradcheck import gradcheck, vjp_check
+from tests.gradcheck import ErrorLog, gradcheck, vjp_check
 
 rng = np.random.default_rng(42)
 
@@ -61,14 +61,14 @@ CASES = {
     ),
 }
 
-GRAD_ERRORS: dict[str, float] = {}
+GRAD_ERRORS = ErrorLog()
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_gradcheck(name):
     fn, arrays = CASES[name]
     err = gradcheck(fn, arrays)
-    GRAD_ERRORS[name] = err
+    GRAD_ERRORS.record(name, err)
     assert err < 1e-6, f"{name}: relative error {err:.2e}"
 
 
@@ -144,8 +144,4 @@ def test_float32_ops_stay_close_to_float64():
     np.testing.assert_allclose(x32.grad, ref.grad, rtol=1e-5, atol=1e-7)
 
 
-def teardown_module(module):
-    if GRAD_ERRORS:
-        print("\nlargest relative gradient error per op:")
-        for name, err in GRAD_ERRORS.items():
-            print(f"  {name:20s} {err:.1e}")
+teardown_module = GRAD_ERRORS.print_table

@@ -14,15 +14,11 @@ import pytest
 
 import scratchnet.nn.functional as F
 from scratchnet import Tensor, nn
-from tests.gradcheck import gradcheck, vjp_check
+from tests.gradcheck import ErrorLog, gradcheck, vjp_check
 
 rng = np.random.default_rng(99)
-GRAD_ERRORS: dict[str, float] = {}
-
-
-def record(name: str, err: float) -> float:
-    GRAD_ERRORS[name] = max(GRAD_ERRORS.get(name, 0.0), err)
-    return err
+GRAD_ERRORS = ErrorLog()
+record = GRAD_ERRORS.record
 
 
 def distinct(shape):
@@ -218,8 +214,4 @@ def test_pools_match_torch():
         np.testing.assert_allclose(a.grad, t.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def teardown_module(module):
-    if GRAD_ERRORS:
-        print("\nlargest relative gradient error per op:")
-        for name, err in GRAD_ERRORS.items():
-            print(f"  {name:28s} {err:.1e}")
+teardown_module = GRAD_ERRORS.print_table
