@@ -23,19 +23,18 @@ failed; it prints the figures and records them in pytest-benchmark's extra_info 
 from __future__ import annotations
 
 import http.client
-import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from benchmarks.cold_start import drawing_png, free_port, multipart
 
 REPO = Path(__file__).resolve().parent.parent
 REQUESTS = 2000
@@ -49,33 +48,6 @@ MODEL = os.environ.get("SCRATCHNET_LOAD_MODEL", "cnn")  # or "linear"
 WORKERS = [int(w) for w in os.environ.get("SCRATCHNET_LOAD_WORKERS", "1,2").split(",")]
 
 pytestmark = pytest.mark.slow
-
-
-def drawing_png() -> bytes:
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", (280, 280), "white")
-    ImageDraw.Draw(img).line([(80, 60), (200, 60), (120, 230)], fill="black", width=18)
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def multipart_body(png: bytes, model: str) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="model_type"\r\n\r\n{model}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode()
-    body += png + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -199,7 +171,7 @@ def test_server_load(server: tuple[str, int, int], benchmark) -> None:
     """No request fails, one client or several; prints req/s and p50/p99."""
     host, port, workers = server
     address = (host, port)
-    body, content_type = multipart_body(drawing_png(), MODEL)
+    body, content_type = multipart({"model_type": MODEL}, drawing_png())
     _, errors, _ = run_clients(address, body, content_type, WARMUP_REQUESTS, 1)
     assert not errors, errors[:5]
 
