@@ -44,7 +44,6 @@ from scratchnet.checkpoint import CheckpointError, atomic_write_bytes, load_chec
 from scratchnet.checkpoint import save_checkpoint as _save_checkpoint
 from scratchnet.data import DataLoader, MNISTError, load_mnist, normalize, train_val_split
 from scratchnet.models import build_model as build_scratchnet_model
-from scratchnet.models import count_parameters
 from scratchnet.report import (
     classification_metrics,
     evaluate,
@@ -313,7 +312,7 @@ def train(
     if resume is not None:
         run = _restore(resume, model, optimizer, scheduler)
         log(f"resumed {cfg.model} (torch) from {resume} after epoch {run.epoch}")
-    n_params = count_parameters(model)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(
         f"{cfg.model} (torch {torch.__version__}, {torch.get_num_threads()} threads): "
         f"{n_params:,} parameters, {len(train_idx):,} training / {len(val_idx):,} "

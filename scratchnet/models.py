@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from scratchnet import nn
 from scratchnet.checkpoint import CheckpointError, load_checkpoint
 from scratchnet.nn import init
@@ -139,7 +137,3 @@ def load_pretrained(name: str) -> nn.Module:
         )
     model, _ = load_model(path)
     return model
-
-
-def count_parameters(model: nn.Module) -> int:
-    return int(sum(np.prod(p.shape) for p in model.parameters() if p.requires_grad))

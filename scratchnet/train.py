@@ -34,7 +34,7 @@ from scratchnet.augment import RandomAffine
 from scratchnet.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from scratchnet.checkpoint import save_checkpoint as _save_checkpoint
 from scratchnet.data import DataLoader, MNISTError, load_mnist, normalize, train_val_split
-from scratchnet.models import MODELS, PRETRAINED_DIR, build_model, count_parameters
+from scratchnet.models import MODELS, PRETRAINED_DIR, build_model
 from scratchnet.nn import init
 from scratchnet.nn.functional import cross_entropy
 from scratchnet.report import (
@@ -223,7 +223,7 @@ def train(
         epochs_without_improvement = meta.get("epochs_without_improvement", 0)
         log(f"resumed {cfg.model} from {resume} after epoch {start_epoch}")
 
-    n_params = count_parameters(model)
+    n_params = model.num_parameters()
     log(
         f"{cfg.model}: {n_params:,} parameters, {len(train_idx):,} training images, "
         f"{len(val_idx):,} validation images"

@@ -90,10 +90,6 @@ def _numba_threads(count: int) -> Iterator[None]:
         numba.set_num_threads(previous)
 
 
-def _count_parameters(model: Any) -> int:
-    return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
-
-
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits.astype(np.float64) - np.max(logits)
     exp = np.exp(shifted)
@@ -154,7 +150,7 @@ class ModelRegistry:
             model=model,
             metadata=metadata if isinstance(metadata, dict) else {},
             path=status.path,
-            parameters=_count_parameters(model),
+            parameters=model.num_parameters(),
             load_seconds=elapsed,
         )
         status.loaded = True
