@@ -9,6 +9,7 @@ import numpy as np
 
 from scratchnet import nn, no_grad
 from scratchnet.nn.functional import cross_entropy
+from scratchnet.predict import softmax
 from scratchnet.tensor import Tensor
 
 
@@ -110,8 +111,7 @@ def plot_worst(
 ) -> None:
     """A grid of the misclassified test digits the model was most confident about."""
     plt = _pyplot()
-    shifted = logits - logits.max(1, keepdims=True)
-    probs = np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True)
+    probs = softmax(logits)
     pred = probs.argmax(1)
     wrong = np.flatnonzero(pred != y_true)
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:count]

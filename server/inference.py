@@ -23,6 +23,7 @@ import numpy as np
 from scratchnet import Tensor, imageprep, no_grad
 from scratchnet.checkpoint import CheckpointError
 from scratchnet.models import MODELS, load_model
+from scratchnet.predict import softmax
 
 logger = logging.getLogger("server.inference")
 
@@ -88,12 +89,6 @@ def _numba_threads(count: int) -> Iterator[None]:
         yield
     finally:
         numba.set_num_threads(previous)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - np.max(logits)
-    exp = np.exp(shifted)
-    return exp / exp.sum()
 
 
 class ModelRegistry:
@@ -192,7 +187,7 @@ class ModelRegistry:
         logits = self._forward(entry.model, x)
         inference_ms = (time.perf_counter() - start) * 1000.0
 
-        probabilities = softmax(logits.reshape(-1))
+        probabilities = softmax(logits.reshape(-1).astype(np.float64))
         order = sorted(range(len(probabilities)), key=lambda c: (-probabilities[c], c))
         result: dict[str, Any] = {
             "predicted_class": int(order[0]),
