@@ -29,7 +29,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 BUNDLED_MODELS = REPO / "scratchnet" / "pretrained"
 MODEL_NAMES = ("cnn", "linear")
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, get_json
+from tests.browser.conftest import get_json
+from tests.conftest import CHROMIUM
 
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} is not installed (make browser)", allow_module_level=True)
