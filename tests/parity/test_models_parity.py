@@ -17,7 +17,7 @@ import torch.nn.functional as TF  # noqa: E402
 import reference  # noqa: E402
 import scratchnet.nn.functional as F  # noqa: E402
 from reference.convert import load_state_into  # noqa: E402
-from scratchnet import Tensor, manual_seed, models  # noqa: E402
+from scratchnet import Tensor, manual_seed, models, nn  # noqa: E402
 from scratchnet.data import normalize  # noqa: E402
 from tests.gradcheck import relative_error  # noqa: E402
 from tests.parity.compare import DTYPES, dtype_name, random_state  # noqa: E402
@@ -28,13 +28,22 @@ from tests.parity.compare import DTYPES, dtype_name, random_state  # noqa: E402
 # scratchnet's float32 is also held to 2e-5 of torch's float64 result.
 MODEL_TOLERANCE = {"float64": 1e-10, "float32": 2e-4}
 OURS_FLOAT32_VS_EXACT = 2e-5
+# "auto" runs conv2 and conv3 by Winograd (conv1, with one input channel, stays on im2col).
+# Winograd's float32 rounding is ~3x im2col's (1.7e-6 against 5.9e-7 of conv3's output scale
+# on this batch), enough to flip one ReLU whose input is 1.2e-7: that unit's upstream gradient
+# then reaches bn3.bias or not, 3.4e-4 of that gradient's scale. The float64 runs hold the
+# Winograd path to 1e-10, so the algorithm is exact; this bound is about rounding only.
+WINOGRAD_FLOAT32_GRADS = 1e-3
 
 
-def twins(name: str, dtype: type, dropout: float) -> tuple:
+def twins(name: str, dtype: type, dropout: float, algorithm: str = "auto") -> tuple:
     state = random_state(name)
     ours = models.build_model(name, dropout_rate=dropout)
     ours.load_state_dict(state)
     ours.to(dtype)
+    for module in ours.modules():
+        if isinstance(module, nn.Conv2d):
+            module.algorithm = algorithm
     theirs = reference.build_model(name, dropout_rate=dropout)
     load_state_into(theirs, state, "random_state")
     theirs.to(torch.float64 if dtype == np.float64 else torch.float32)
@@ -102,10 +111,14 @@ def record(table, row: str, column: str, errors: dict[str, float]) -> None:
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("mode", ["train", "eval"])
-@pytest.mark.parametrize("name", ["linear", "cnn"])
-def test_model_matches_reference(name, mode, dtype, batch, parity_errors):
+@pytest.mark.parametrize(
+    ("name", "algorithm"), [("linear", "auto"), ("cnn", "im2col"), ("cnn", "auto")]
+)
+def test_model_matches_reference(name, algorithm, mode, dtype, batch, parity_errors):
+    """The CNN runs twice: every convolution on im2col, then with the default choice."""
     x, y = batch
-    ours, theirs = twins(name, dtype, dropout=0.0 if mode == "train" else 0.5)
+    dropout = 0.0 if mode == "train" else 0.5
+    ours, theirs = twins(name, dtype, dropout, algorithm)
     ours.train(mode == "train")
     theirs.train(mode == "train")
     ours_out = run_ours(ours, x, y, dtype)
@@ -117,6 +130,8 @@ def test_model_matches_reference(name, mode, dtype, batch, parity_errors):
 
     column = dtype_name(dtype)
     row = f"{models.MODELS[name].__name__} {mode}"
+    if name == "cnn":
+        row += f" ({algorithm})"
     record(parity_errors, row, column, errors)
     if dtype == np.float32:
         # Which side the float32 differences come from: each against torch in float64.
@@ -126,15 +141,22 @@ def test_model_matches_reference(name, mode, dtype, batch, parity_errors):
         ours_vs_exact = compare(ours_out, truth)
         record(parity_errors, row, "sn32 vs t64", ours_vs_exact)
         record(parity_errors, row, "t32 vs t64", compare(theirs_out, truth))
-        worst = max(ours_vs_exact, key=ours_vs_exact.get)
-        assert ours_vs_exact[worst] <= OURS_FLOAT32_VS_EXACT, (
-            f"{name} {mode}: scratchnet float32 is {ours_vs_exact[worst]:.2e} from the float64 "
-            f"result at {worst}"
-        )
+        for key, value in ours_vs_exact.items():
+            bound = OURS_FLOAT32_VS_EXACT
+            if algorithm == "auto" and key.startswith("grad"):
+                bound = WINOGRAD_FLOAT32_GRADS
+            assert value <= bound, (
+                f"{name} {mode}: scratchnet float32 is {value:.2e} from the float64 result "
+                f"at {key} (bound {bound:.0e})"
+            )
 
-    tol = MODEL_TOLERANCE[column]
-    bad = {k: f"{v:.2e}" for k, v in errors.items() if v > tol}
-    assert not bad, f"{name} {mode} ({column}): relative errors above {tol:.0e}: {bad}"
+    def tolerance(key: str) -> float:
+        if algorithm == "auto" and column == "float32" and key.startswith("grad"):
+            return WINOGRAD_FLOAT32_GRADS
+        return MODEL_TOLERANCE[column]
+
+    bad = {k: f"{v:.2e}" for k, v in errors.items() if v > tolerance(k)}
+    assert not bad, f"{name} {mode} ({column}): relative errors above tolerance: {bad}"
 
 
 @pytest.mark.parametrize("name", ["linear", "cnn"])
