@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 import pytest
 
+from scratchnet.kernels import activation as act
 from scratchnet.kernels import batchnorm as bn
 from scratchnet.kernels import im2col as ic
 from scratchnet.kernels import pool
@@ -107,6 +108,7 @@ def test_output_size_formula():
 
 POOL_CASES = [
     ((2, 3, 8, 6), (2, 2), (2, 2), (0, 0)),  # the CNN's pool, non-overlapping
+    ((2, 3, 7, 9), (2, 2), (2, 2), (0, 0)),  # ... on odd sizes: the last row and column unused
     ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1)),  # overlapping, padded, odd sizes
     ((2, 1, 5, 7), (3, 2), (1, 2), (1, 1)),  # non-square kernel
     ((1, 2, 9, 9), (5, 5), (2, 3), (2, 2)),
@@ -161,6 +163,36 @@ def test_max_pool_propagates_nan():
     x[0, 0, 1, 0] = np.nan
     y, argmax = pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0)
     assert np.isnan(y[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLU
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 4, 5), (16, 32, 28, 28)])  # one-thread and parallel paths
+def test_relu_kernels_match_numpy(dtype, shape):
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[:3] = [0.0, -0.0, np.nan]
+    y = act.relu_forward(x)
+    y_ref = np.empty_like(x)
+    act.relu_forward_into_reference(x, y_ref)
+    np.testing.assert_array_equal(y, y_ref)  # NaN stays NaN, as np.maximum and torch.relu do
+    assert np.isnan(y.flat[2]) and y.dtype == dtype
+
+    dy = rng.standard_normal(shape).astype(dtype)
+    dx = act.relu_backward(dy, y)
+    dx_ref = np.empty_like(dy)
+    act.relu_backward_into_reference(dy, y, dx_ref)
+    np.testing.assert_array_equal(dx, dx_ref)
+    assert dx.flat[0] == 0 and dx.flat[2] == 0  # no gradient at 0 or through a NaN
+
+
+def test_relu_backward_accepts_a_non_contiguous_gradient():
+    y = act.relu_forward(rng.standard_normal((4, 6)).astype(np.float32))
+    dy = rng.standard_normal((6, 4)).astype(np.float32).T
+    np.testing.assert_array_equal(act.relu_backward(dy, y), dy * (y > 0))
 
 
 # ---------------------------------------------------------------------------------------------

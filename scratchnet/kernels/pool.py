@@ -46,11 +46,34 @@ def max_pool2d_forward_into(padded, KH, KW, sh, sw, ph, pw, y, argmax):
         for j in range(KW):
             offsets[i * KW + j] = i * Wp + j
             x_offsets[i * KW + j] = i * W + j
+    common = KH == 2 and KW == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
     for task in prange(N * C):
         n = task // C
         c = task % C
+        if common:  # MaxPool2d(2, 2), the usual case, with its four reads written out
+            _max_pool_plane_2x2(padded[n, c], y[n, c], argmax[n, c])
+            continue
         plane = padded[n, c].reshape(Hp * Wp)
         _max_pool_plane(plane, Wp, W, offsets, x_offsets, KW, sh, sw, ph, pw, y[n, c], argmax[n, c])
+
+
+@njit(cache=True)
+def _max_pool_plane_2x2(x, y, argmax):
+    """One plane of a 2x2, stride-2, unpadded max pool: the same rules as _max_pool_plane."""
+    OH, OW = y.shape
+    W = x.shape[1]
+    for oh in range(OH):
+        top = x[2 * oh]
+        bottom = x[2 * oh + 1]
+        for ow in range(OW):
+            j = 2 * ow
+            best, best_at = top[j], 2 * oh * W + j
+            for value, at in ((top[j + 1], best_at + 1), (bottom[j], best_at + W),
+                              (bottom[j + 1], best_at + W + 1)):  # fmt: skip
+                if value > best or value != value:  # strict >: the first maximum wins
+                    best, best_at = value, at
+            y[oh, ow] = best
+            argmax[oh, ow] = best_at
 
 
 @njit(cache=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from scratchnet.kernels.activation import relu_backward, relu_forward
 from scratchnet.nn.module import Module
 from scratchnet.tensor import Context, Function, Tensor
 
@@ -12,18 +13,22 @@ class ReLUFunction(Function):
     """y = max(x, 0)
 
     Backward: dx = dy where x > 0, else 0 (the subgradient at 0 is taken as 0, as in PyTorch).
+    y > 0 exactly where x > 0, so backward keeps y rather than x.
     Shapes: any; y has x's shape.
+
+    Both passes are one-loop kernels (scratchnet/kernels/activation.py): the NumPy lines
+    they replace are np.maximum(x, 0) and dy * (y > 0).
     """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        y = np.maximum(x, 0)
+        y = relu_forward(x)
         ctx.y = y
         return y
 
     @staticmethod
     def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
-        return dy * (ctx.y > 0)
+        return relu_backward(dy, ctx.y)
 
 
 def relu(x: Tensor) -> Tensor:
