@@ -4,8 +4,19 @@ A reverse-mode autograd whose backward passes are written by hand, Numba kernels
 hot loops, and the layers a modern MNIST CNN needs. The API follows PyTorch's names.
 """
 
-from scratchnet.nn.init import manual_seed
-from scratchnet.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
+from scratchnet.allocator import tune_malloc
+
+tune_malloc()  # before any array is allocated: see scratchnet/allocator.py
+
+from scratchnet.nn.init import manual_seed  # noqa: E402
+from scratchnet.tensor import (  # noqa: E402
+    Function,
+    Tensor,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    tensor,
+)
 
 __version__ = "0.1.0"
 
