@@ -1,18 +1,23 @@
-"""Who gets the cores: the BLAS (matrix products) or Numba (the kernels' prange loops).
+"""Who gets the cores: scratchnet's own chunks of work, not the BLAS's or OpenMP's spinning pools.
 
-scratchnet runs two thread pools: OpenBLAS's, for every matrix product (the convolutions and
-linear layers), and Numba's OpenMP pool, for the prange loops in scratchnet.kernels. They take
-turns many times per training step, and OpenBLAS's idle workers spin (busy-wait) for a while
-after each product. With both pools as large as the machine, each steals the cores the other
-needs, and as soon as other processes also want the CPU the spinning dominates. Measured on a
-2-core machine under load (benchmarks/README.md): a CNN training step at batch 128 took 1.0 s
-with the BLAS on 2 threads and 0.2 s with it on 1; one single-image prediction took 31 ms
-instead of 0.6 ms.
+scratchnet's parallelism is its own: each layer cuts its work into one chunk per thread (a
+range of samples, of channels, or of a flat array) and runs the chunks on a small pool of
+Python threads (`run_chunks`), each chunk a serial Numba kernel or a single-threaded BLAS
+product that releases the GIL. Two other pools could compete for the cores and are kept out:
+
+- OpenBLAS's: its idle workers spin (busy-wait) for a while after each product. With the
+  BLAS on as many threads as the machine, it stole the cores from everything else: measured
+  on the 2-core machine under load (benchmarks/README.md), a CNN training step at batch 128
+  took 1.0 s with the BLAS on 2 threads and 0.2 s with it on 1.
+- OpenMP's (Numba's prange): its wait policy is decided once per process by whoever starts
+  OpenMP first, and PyTorch, imported first, starts it spinning. scratchnet's layers use no
+  prange, so they do not depend on it (the augmentation kernel still does).
 
 So the default, applied when scratchnet is imported, is:
 
-    BLAS threads  = 1              (each product runs on the calling thread: no spinning)
-    Numba threads = Numba's own default (all cores; NUMBA_NUM_THREADS overrides it)
+    BLAS threads       = 1         (each product runs on the calling thread: no spinning)
+    scratchnet threads = Numba's thread count (all cores; NUMBA_NUM_THREADS overrides it,
+                         numba.set_num_threads or `set_num_threads` below change it)
 
 A value the user gave in the environment wins: OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
 MKL_NUM_THREADS leave the BLAS alone, and SCRATCHNET_BLAS_THREADS sets it explicitly.
@@ -55,12 +60,12 @@ def blas_threads() -> int | None:
 
 
 def get_num_threads() -> int:
-    """The number of threads the Numba kernels run on."""
+    """The number of chunks (threads) a layer's work is cut into: Numba's thread count."""
     return numba.get_num_threads()
 
 
 def set_num_threads(n: int, blas: int = 1) -> None:
-    """Run the Numba kernels on n threads and the BLAS on `blas` threads (default 1).
+    """Run the layers on n threads and the BLAS on `blas` threads (default 1).
 
     n may not exceed the pool Numba started with (NUMBA_NUM_THREADS, by default the number
     of cores).
@@ -80,38 +85,17 @@ def configure_default() -> None:
         _set_blas_threads(1)
 
 
-# A parallel region costs a wake-up of the pool: some 10 µs on an idle machine, up to a
-# scheduler time slice (milliseconds) when other processes hold the cores and one worker has
-# to wait for its turn. Kernels on fewer elements than this (a single image's layers) run on
-# the calling thread alone. Measured: single-image CNN inference 9 ms -> 0.6 ms on a busy
-# 2-core machine.
+# Handing a chunk to another thread costs a wake-up: some 10 us on an idle machine, up to a
+# scheduler time slice (milliseconds) when other processes hold the cores. Kernels on fewer
+# elements than this (a single image's layers) run on the calling thread alone. Measured:
+# single-image CNN inference 9 ms -> 0.6 ms on a busy 2-core machine.
 PARALLEL_MIN_WORK = 1 << 17
 
-
-def launch(kernel: Any, work: int, *args: Any) -> Any:
-    """kernel(*args), on one thread when `work` (elements touched) is below PARALLEL_MIN_WORK."""
-    if work >= PARALLEL_MIN_WORK:
-        return kernel(*args)
-    previous = numba.get_num_threads()
-    if previous == 1:
-        return kernel(*args)
-    numba.set_num_threads(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(previous)
-
-
-_pool: Any = None  # the ThreadPoolExecutor of split_batch, created at its first use
-
-
-def _run_serial(fn: Any, lo: int, hi: int) -> Any:
-    numba.set_num_threads(1)  # per thread: the kernels inside fn run on this thread alone
-    return fn(lo, hi)
+_pool: Any = None  # the ThreadPoolExecutor of run_chunks, created at its first use
 
 
 def batch_chunks(n: int, min_chunk: int = 8) -> list[tuple[int, int]]:
-    """Cut range(n) into one [lo, hi) chunk per Numba thread, each of at least min_chunk."""
+    """Cut range(n) into one [lo, hi) chunk per thread, each of at least min_chunk."""
     chunks = max(1, min(get_num_threads(), n // min_chunk))
     return [(n * i // chunks, n * (i + 1) // chunks) for i in range(chunks)]
 
@@ -119,17 +103,29 @@ def batch_chunks(n: int, min_chunk: int = 8) -> list[tuple[int, int]]:
 def run_chunks(fn: Any, chunks: list[tuple[int, int]]) -> list[Any]:
     """[fn(lo, hi) for (lo, hi) in chunks], the chunks on parallel threads.
 
-    Every chunk runs on a Python thread of its own, with its Numba kernels serial and the
-    BLAS, already single-threaded, on that thread: the matrix products then run in parallel
-    without OpenBLAS's spinning workers. NumPy and the kernels release the GIL while they
-    compute. A single chunk runs on the calling thread as it is.
+    The first chunk runs on the calling thread, every other one on a thread of scratchnet's
+    pool. The kernels inside fn are serial and release the GIL (Numba's nogil, NumPy's large
+    operations), and the BLAS is single-threaded: each chunk keeps one core busy, with no
+    thread of anyone's pool spinning while it waits. Idle pool threads sleep on a queue.
     """
     global _pool
     if len(chunks) == 1:
         return [fn(*chunks[0])]
-    if _pool is None or _pool._max_workers < len(chunks):
+    if _pool is None or _pool._max_workers < len(chunks) - 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        _pool = ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="scratchnet")
-    futures = [_pool.submit(_run_serial, fn, lo, hi) for lo, hi in chunks]
-    return [future.result() for future in futures]
+        _pool = ThreadPoolExecutor(max_workers=len(chunks) - 1, thread_name_prefix="scratchnet")
+    futures = [_pool.submit(fn, lo, hi) for lo, hi in chunks[1:]]
+    first = fn(*chunks[0])
+    return [first] + [future.result() for future in futures]
+
+
+def parallel_for(fn: Any, n: int, work: int, min_chunk: int = 1) -> None:
+    """fn(lo, hi) over chunks of range(n), one per thread; one chunk when work is small.
+
+    `work` is the number of elements the whole loop touches (compared with PARALLEL_MIN_WORK).
+    """
+    if work < PARALLEL_MIN_WORK:
+        fn(0, n)
+    else:
+        run_chunks(fn, batch_chunks(n, min_chunk))

@@ -238,9 +238,9 @@ def test_channel_mean_var_is_accurate_for_a_large_offset():
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2)), rtol=1e-10)
 
 
-# The kernel wrappers run small inputs on one thread (scratchnet.threads.launch): the tests
-# above, on tiny shapes, take that path. These shapes are above PARALLEL_MIN_WORK, so the
-# kernels run their prange loops on every Numba thread.
+# The kernel wrappers run small inputs on the calling thread (scratchnet.threads.parallel_for):
+# the tests above, on tiny shapes, take that path. These shapes are above PARALLEL_MIN_WORK, so
+# the wrappers cut the work into one chunk per thread.
 def test_kernels_on_the_parallel_path_match_numpy():
     from scratchnet.threads import PARALLEL_MIN_WORK
 
@@ -273,17 +273,25 @@ def test_kernels_on_the_parallel_path_match_numpy():
     )
 
 
-def test_launch_runs_small_work_on_one_thread_and_restores_the_count():
-    import numba
+def test_parallel_for_keeps_small_work_on_the_calling_thread():
+    import threading
 
-    from scratchnet.threads import launch
+    from scratchnet.threads import PARALLEL_MIN_WORK, get_num_threads, parallel_for
 
-    seen = []
-    before = numba.get_num_threads()
-    launch(lambda: seen.append(numba.get_num_threads()), 10)
-    launch(lambda: seen.append(numba.get_num_threads()), 1 << 30)
-    assert seen == [1, before]
-    assert numba.get_num_threads() == before
+    calls = []
+
+    def record(lo, hi):
+        calls.append((lo, hi, threading.get_ident()))
+
+    parallel_for(record, 100, work=10)
+    assert calls == [(0, 100, threading.get_ident())]
+
+    calls.clear()
+    parallel_for(record, 100, work=PARALLEL_MIN_WORK)
+    assert sorted((lo, hi) for lo, hi, _ in calls)[0][0] == 0
+    assert sum(hi - lo for lo, hi, _ in calls) == 100
+    assert len(calls) == min(get_num_threads(), 100)
+    assert threading.get_ident() in {ident for *_, ident in calls}  # the caller works too
 
 
 def test_batch_chunks_cover_the_batch():

@@ -1,13 +1,19 @@
 """CPU kernels: the loops that move and reduce numbers for the layers in scratchnet.nn.
 
 - im2col.py: im2col / col2im, which turn a convolution into one BLAS matrix product;
+- winograd.py: the tile transforms of Winograd's F(4x4, 3x3), the fast 3x3 convolution;
 - pool.py: the max-pool scan (value and first argmax of each window) and its scatter;
-- batchnorm.py: per-channel sums and the per-channel elementwise passes of batch norm.
+- batchnorm.py: per-channel sums and the per-channel elementwise passes of batch norm;
+- activation.py: ReLU's forward and backward passes.
 
-Each kernel is a plain Python loop compiled by Numba (`njit(cache=True)`, `prange` only where
-iterations are independent), and sits beside a vectorised NumPy twin with the same signature
-that the tests use as the oracle. What the numbers mean, the gradient algebra, stays in the
-layer files. Set NUMBA_DISABLE_JIT=1 to run the loops as ordinary Python and step through them.
+Each kernel is a plain Python loop compiled by Numba (`njit(nogil=True, cache=True)`), and sits
+beside a vectorised NumPy twin with the same signature that the tests use as the oracle. What
+the numbers mean, the gradient algebra, stays in the layer files. Set NUMBA_DISABLE_JIT=1 to
+run the loops as ordinary Python and step through them.
+
+The kernels are serial. Their wrappers cut the work into one chunk per thread (a range of
+samples, channels or elements) and run the chunks on scratchnet's threads
+(scratchnet/threads.py); nogil lets the chunks run at the same time.
 
 Import a kernel from its module (`from scratchnet.kernels.im2col import im2col`): re-exporting
 the functions here would hide the modules of the same name.
@@ -15,11 +21,11 @@ the functions here would hide the modules of the same name.
 
 import os
 
-# Numba runs the prange loops on an OpenMP thread pool whose idle workers, by default, spin
-# for milliseconds after each parallel kernel, on the very cores that the BLAS threads need
-# for the next matrix product (and the other way round). Passive waiting hands the cores
-# back at once. This must be set before the OpenMP runtime starts, that is before the first
-# parallel kernel runs; a value already in the environment wins.
+# Numba runs prange loops (left only in the augmentation kernel) on an OpenMP thread pool
+# whose idle workers, by default, spin for milliseconds after each parallel kernel, on the
+# very cores that the other threads need. Passive waiting hands the cores back at once. This
+# must be set before the OpenMP runtime starts, that is before the first parallel kernel
+# runs; a value already in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # The BLAS runs single-threaded by default, so that it never spins against these kernels'

@@ -3,23 +3,24 @@
     forward:   y = max(x, 0)                (NaN stays NaN, as in PyTorch)
     backward:  dx = dy where y > 0, else 0
 
-NumPy's `dy * (y > 0)` makes two passes and a temporary mask; these make one pass each, on
-all of Numba's threads. Each kernel works on flat (1-D) views and has a NumPy twin of the same
-signature (`*_reference`), the oracle in tests/test_kernels.py.
+NumPy's `dy * (y > 0)` makes two passes and a temporary mask; these make one pass each, cut
+into one chunk of the flat array per thread (scratchnet.threads.parallel_for). Each kernel works
+on flat (1-D) views and has a NumPy twin of the same signature (`*_reference`), the oracle in
+tests/test_kernels.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from scratchnet.threads import launch
+from scratchnet.threads import parallel_for
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def relu_forward_into(x, y):
     """y[i] = x[i] if not x[i] < 0 else 0, over flat arrays (a NaN is not < 0: it stays)."""
-    for i in prange(x.size):
+    for i in range(x.size):
         value = x[i]
         y[i] = 0 if value < 0 else value
 
@@ -29,10 +30,10 @@ def relu_forward_into_reference(x, y):
     y[...] = np.maximum(x, 0)
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def relu_backward_into(dy, y, dx):
     """dx[i] = dy[i] if y[i] > 0 else 0, over flat arrays."""
-    for i in prange(dy.size):
+    for i in range(dy.size):
         dx[i] = dy[i] if y[i] > 0 else 0
 
 
@@ -45,7 +46,8 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
     """max(x, 0), elementwise."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    launch(relu_forward_into, x.size, x.reshape(-1), y.reshape(-1))
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    parallel_for(lambda lo, hi: relu_forward_into(xf[lo:hi], yf[lo:hi]), x.size, x.size)
     return y
 
 
@@ -53,5 +55,10 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dy where y > 0, else 0."""
     dy = np.ascontiguousarray(dy, dtype=y.dtype)
     dx = np.empty_like(y)
-    launch(relu_backward_into, y.size, dy.reshape(-1), y.reshape(-1), dx.reshape(-1))
+    dyf, yf, dxf = dy.reshape(-1), y.reshape(-1), dx.reshape(-1)
+
+    def chunk(lo: int, hi: int) -> None:
+        relu_backward_into(dyf[lo:hi], yf[lo:hi], dxf[lo:hi])
+
+    parallel_for(chunk, y.size, y.size)
     return dx

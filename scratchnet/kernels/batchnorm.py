@@ -26,24 +26,25 @@ tests/test_kernels.py. Run with NUMBA_DISABLE_JIT=1 to step through the loops.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from scratchnet.threads import launch
+from scratchnet.threads import parallel_for
 
 # ---------------------------------------------------------------------------------------------
 # Per-channel sums
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def channel_mean_var_into(x, mean, var):
     """mean[c] and biased var[c] of x (N, C, L) over n and l, two passes per channel.
 
-    Channels are independent, one parallel task each. The second pass reads the channel again
-    while it is still in cache, and subtracting the mean first keeps the variance accurate.
+    Channels are independent: the wrapper hands ranges of channels to different threads. The
+    second pass reads the channel again while it is still in cache, and subtracting the mean
+    first keeps the variance accurate.
     """
     N, C, L = x.shape
-    for c in prange(C):
+    for c in range(C):
         acc = np.zeros(L)
         for n in range(N):
             row = x[n, c]
@@ -66,7 +67,12 @@ def channel_mean_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     C = x.shape[1]
     mean = np.empty(C)
     var = np.empty(C)
-    launch(channel_mean_var_into, x.size, np.ascontiguousarray(x), mean, var)
+    x = np.ascontiguousarray(x)
+
+    def chunk(lo: int, hi: int) -> None:
+        channel_mean_var_into(x[:, lo:hi], mean[lo:hi], var[lo:hi])
+
+    parallel_for(chunk, C, x.size)
     return mean, var
 
 
@@ -77,11 +83,11 @@ def channel_mean_var_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, var
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def channel_grad_sums_into(dy, x, mean, sum_dy, sum_dy_xmu):
     """sum_dy[c] = sum of dy, sum_dy_xmu[c] = sum of dy * (x - mean[c]), over n and l."""
     N, C, L = x.shape
-    for c in prange(C):
+    for c in range(C):
         acc_dy = np.zeros(L)
         acc_dy_xmu = np.zeros(L)
         mu = mean[c]
@@ -102,15 +108,14 @@ def channel_grad_sums(
     C = x.shape[1]
     sum_dy = np.empty(C)
     sum_dy_xmu = np.empty(C)
-    launch(
-        channel_grad_sums_into,
-        x.size,
-        np.ascontiguousarray(dy),
-        np.ascontiguousarray(x),
-        np.ascontiguousarray(mean, dtype=np.float64),
-        sum_dy,
-        sum_dy_xmu,
-    )
+    dy, x, mean = np.ascontiguousarray(dy), np.ascontiguousarray(x), _f64(mean)
+
+    def chunk(lo: int, hi: int) -> None:
+        channel_grad_sums_into(
+            dy[:, lo:hi], x[:, lo:hi], mean[lo:hi], sum_dy[lo:hi], sum_dy_xmu[lo:hi]
+        )
+
+    parallel_for(chunk, C, x.size)
     return sum_dy, sum_dy_xmu
 
 
@@ -127,11 +132,11 @@ def channel_grad_sums_reference(
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def normalize_into(x, mean, scale, shift, y):
-    """y[n, c, l] = (x[n, c, l] - mean[c]) * scale[c] + shift[c]; one task per (n, c) row."""
+    """y[n, c, l] = (x[n, c, l] - mean[c]) * scale[c] + shift[c], row by row (n, c)."""
     N, C, L = x.shape
-    for task in prange(N * C):
+    for task in range(N * C):
         n = task // C
         c = task % C
         x_row = x[n, c]
@@ -146,7 +151,12 @@ def normalize_into(x, mean, scale, shift, y):
 def normalize(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """y = (x - mean[c]) * scale[c] + shift[c] for x (N, C, L); y has x's dtype."""
     y = np.empty(x.shape, dtype=x.dtype)
-    launch(normalize_into, x.size, np.ascontiguousarray(x), _f64(mean), _f64(scale), _f64(shift), y)
+    x, mean, scale, shift = np.ascontiguousarray(x), _f64(mean), _f64(scale), _f64(shift)
+
+    def chunk(lo: int, hi: int) -> None:
+        normalize_into(x[lo:hi], mean, scale, shift, y[lo:hi])
+
+    parallel_for(chunk, x.shape[0], x.size)
     return y
 
 
@@ -157,14 +167,14 @@ def normalize_reference(
     return y.astype(x.dtype)
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def normalize_backward_into(dy, x, mean, inv_std, scale, mean_dy, mean_dy_xhat, dx):
     """dx = scale[c] * (dy - mean_dy[c] - (x - mean[c]) * inv_std[c] * mean_dy_xhat[c]).
 
-    One task per (n, c) row; xhat = (x - mean) * inv_std is recomputed, never stored.
+    Row by row (n, c); xhat = (x - mean) * inv_std is recomputed, never stored.
     """
     N, C, L = x.shape
-    for task in prange(N * C):
+    for task in range(N * C):
         n = task // C
         c = task % C
         dy_row = dy[n, c]
@@ -191,18 +201,13 @@ def normalize_backward(
 ) -> np.ndarray:
     """dx = scale * (dy - mean_dy - xhat * mean_dy_xhat), xhat = (x - mean) * inv_std."""
     dx = np.empty(x.shape, dtype=dy.dtype)
-    launch(
-        normalize_backward_into,
-        x.size,
-        np.ascontiguousarray(dy),
-        np.ascontiguousarray(x),
-        _f64(mean),
-        _f64(inv_std),
-        _f64(scale),
-        _f64(mean_dy),
-        _f64(mean_dy_xhat),
-        dx,
-    )
+    dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
+    per_channel = [_f64(v) for v in (mean, inv_std, scale, mean_dy, mean_dy_xhat)]
+
+    def chunk(lo: int, hi: int) -> None:
+        normalize_backward_into(dy[lo:hi], x[lo:hi], *per_channel, dx[lo:hi])
+
+    parallel_for(chunk, x.shape[0], x.size)
     return dx
 
 

@@ -31,9 +31,7 @@ and then index it with loop variables only.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
-
-from scratchnet.threads import launch
+from numba import njit
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -61,19 +59,19 @@ def valid_range(kernel_offset, stride, padding, size, out_size):
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def im2col_into(x, KH, KW, sh, sw, ph, pw, cols):
     """Fill cols (C * KH * KW, N * OH * OW) with the receptive fields of x (N, C, H, W).
 
-    One parallel task per (c, n): it writes the (OH, OW) block of sample n in each of the
-    KH * KW rows of channel c, so no two tasks write the same entry. Tasks run with n fastest,
-    so consecutive tasks write consecutive memory.
+    One task per (c, n): it writes the (OH, OW) block of sample n in each of the KH * KW rows
+    of channel c. Tasks run with n fastest, so consecutive tasks write consecutive memory.
+    (Serial: the convolution cuts its batch into one chunk per thread and calls this per chunk.)
     """
     N, C, H, W = x.shape
     OH = (H + 2 * ph - KH) // sh + 1
     OW = (W + 2 * pw - KW) // sw + 1
     blocks = cols.reshape((C * KH * KW, N, OH, OW))
-    for task in prange(C * N):
+    for task in range(C * N):
         c = task // N
         n = task % N
         for kh in range(KH):
@@ -107,7 +105,7 @@ def im2col(x: np.ndarray, KH: int, KW: int, sh: int, sw: int, ph: int, pw: int) 
     OW = output_size(W, KW, sw, pw)
     x = np.ascontiguousarray(x)
     cols = np.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
-    launch(im2col_into, cols.size, x, KH, KW, sh, sw, ph, pw, cols)
+    im2col_into(x, KH, KW, sh, sw, ph, pw, cols)
     return cols
 
 
@@ -132,18 +130,18 @@ def im2col_reference(
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def col2im_into(cols, KH, KW, sh, sw, ph, pw, dx):
     """Set dx (N, C, H, W) to the sum of cols over every window entry that copied each x entry.
 
-    Overlapping windows add into the same dx entries, so the tasks are split by (c, n) plane:
-    a window never crosses planes, so no two tasks ever write the same entry.
+    Overlapping windows add into the same dx entries, so the work goes plane by plane: a window
+    never crosses planes, so each (c, n) plane's sums are complete when its task ends.
     """
     N, C, H, W = dx.shape
     OH = (H + 2 * ph - KH) // sh + 1
     OW = (W + 2 * pw - KW) // sw + 1
     blocks = cols.reshape((C * KH * KW, N, OH, OW))
-    for task in prange(C * N):
+    for task in range(C * N):
         c = task // N
         n = task % N
         plane = dx[n, c]
@@ -184,7 +182,7 @@ def col2im(
 ) -> np.ndarray:
     """dx[n, c, ih, iw] = sum of the cols entries that im2col copied from x[n, c, ih, iw]."""
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
-    launch(col2im_into, cols.size, np.ascontiguousarray(cols), KH, KW, sh, sw, ph, pw, dx)
+    col2im_into(np.ascontiguousarray(cols), KH, KW, sh, sw, ph, pw, dx)
     return dx
 
 

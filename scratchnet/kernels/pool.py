@@ -22,21 +22,22 @@ tests/test_kernels.py. Run with NUMBA_DISABLE_JIT=1 to step through the loops.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
 from scratchnet.kernels.im2col import output_size
-from scratchnet.threads import launch
+from scratchnet.threads import parallel_for
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def max_pool2d_forward_into(padded, KH, KW, sh, sw, ph, pw, y, argmax):
     """Fill y and argmax (N, C, OH, OW) with each window's maximum and where it is.
 
     `padded` is x with ph rows and pw columns of -inf on each side (x itself when there is no
     padding), so every window lies inside it and is read through one table of offsets: its
     k-th element (i, j) sits at `offsets[k] = i * Wp + j` from the window's corner.
-    One parallel task per (n, c) plane; each writes only its own plane of y and argmax.
+    One task per (n, c) plane; each writes only its own plane of y and argmax, so the wrapper
+    can hand ranges of samples to different threads.
     """
     N, C, Hp, Wp = padded.shape
     W = Wp - 2 * pw
@@ -47,7 +48,7 @@ def max_pool2d_forward_into(padded, KH, KW, sh, sw, ph, pw, y, argmax):
             offsets[i * KW + j] = i * Wp + j
             x_offsets[i * KW + j] = i * W + j
     common = KH == 2 and KW == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
-    for task in prange(N * C):
+    for task in range(N * C):
         n = task // C
         c = task % C
         if common:  # MaxPool2d(2, 2), the usual case, with its four reads written out
@@ -80,7 +81,7 @@ def _max_pool_plane_2x2(x, y, argmax):
 def _max_pool_plane(plane, Wp, W, offsets, x_offsets, KW, sh, sw, ph, pw, y, argmax):
     """One (n, c) plane of max_pool2d_forward_into: `plane` is the padded plane, flattened.
 
-    (A function of its own: Numba optimises the body of a prange loop less well.)
+    (A function of its own, called once per plane.)
     """
     OH, OW = y.shape
     KK = offsets.size
@@ -115,7 +116,11 @@ def max_pool2d_forward(
         padded = np.ascontiguousarray(x)
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
     argmax = np.empty((N, C, OH, OW), dtype=np.int32)
-    launch(max_pool2d_forward_into, padded.size, padded, KH, KW, sh, sw, ph, pw, y, argmax)
+
+    def chunk(lo: int, hi: int) -> None:
+        max_pool2d_forward_into(padded[lo:hi], KH, KW, sh, sw, ph, pw, y[lo:hi], argmax[lo:hi])
+
+    parallel_for(chunk, N, padded.size)
     return y, argmax
 
 
@@ -139,17 +144,17 @@ def max_pool2d_forward_reference(
     return np.ascontiguousarray(y), (ih * W + iw).astype(np.int32)
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def max_pool2d_backward_into(dy, argmax, dx):
     """Set dx (N, C, H, W) to dy scattered to each window's argmax (summed where they meet).
 
-    Windows never cross (n, c) planes, so one task per plane never races with another.
+    Windows never cross (n, c) planes, so ranges of samples can go to different threads.
     """
     N, C, H, W = dx.shape
     OH = dy.shape[2]
     OW = dy.shape[3]
     flat = dx.reshape((N, C, H * W))
-    for task in prange(N * C):
+    for task in range(N * C):
         n = task // C
         c = task % C
         plane = flat[n, c]
@@ -163,7 +168,12 @@ def max_pool2d_backward_into(dy, argmax, dx):
 def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple) -> np.ndarray:
     """dx[n, c, argmax[n, c, oh, ow]] += dy[n, c, oh, ow], zero elsewhere."""
     dx = np.empty(x_shape, dtype=dy.dtype)
-    launch(max_pool2d_backward_into, dx.size, np.ascontiguousarray(dy), argmax, dx)
+    dy = np.ascontiguousarray(dy)
+
+    def chunk(lo: int, hi: int) -> None:
+        max_pool2d_backward_into(dy[lo:hi], argmax[lo:hi], dx[lo:hi])
+
+    parallel_for(chunk, x_shape[0], dx.size)
     return dx
 
 
