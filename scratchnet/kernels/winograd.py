@@ -113,12 +113,14 @@ def pack_into(x, top, left, out):
     """
     n_used, C, H, W = x.shape
     for c in range(C):
-        for i in range(H):
+        for i in range(H):  # one (W, NB) block of out per image row: it stays in L1
+            row = out[c, top + i]
+            for n in range(n_used):
+                for j in range(W):
+                    row[left + j, n] = x[n, c, i, j]
             for j in range(W):
-                for n in range(n_used):
-                    out[c, top + i, left + j, n] = x[n, c, i, j]
                 for n in range(n_used, NB):
-                    out[c, top + i, left + j, n] = 0
+                    row[left + j, n] = 0
 
 
 def pack_into_reference(x, top, left, out):
@@ -137,10 +139,11 @@ def unpack_into(t, top, left, bias, y):
     """
     n_used, C, H, W = y.shape
     for c in range(C):
-        for i in range(H):
-            for j in range(W):
-                for n in range(n_used):
-                    y[n, c, i, j] = t[c, top + i, left + j, n] + bias[c]
+        for i in range(H):  # one (W, NB) block of t per image row: it stays in L1
+            row = t[c, top + i]
+            for n in range(n_used):
+                for j in range(W):
+                    y[n, c, i, j] = row[left + j, n] + bias[c]
 
 
 def unpack_into_reference(t, top, left, bias, y):
