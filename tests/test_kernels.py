@@ -304,6 +304,48 @@ def test_batch_chunks_cover_the_batch():
         assert run_chunks(lambda lo, hi: hi - lo, chunks) == [hi - lo for lo, hi in chunks]
 
 
+def test_run_chunks_raises_a_workers_error_and_stays_usable():
+    from scratchnet.threads import run_chunks
+
+    def fail_in_second(lo, hi):
+        if lo:
+            raise ValueError(f"chunk {lo} failed")
+        return hi - lo
+
+    with pytest.raises(ValueError, match="chunk 5 failed"):
+        run_chunks(fail_in_second, [(0, 5), (5, 9)])
+    with pytest.raises(ZeroDivisionError):
+        run_chunks(lambda lo, hi: 1 // lo, [(0, 5), (5, 9)])  # the caller's own chunk fails
+    assert run_chunks(lambda lo, hi: hi - lo, [(0, 5), (5, 9)]) == [5, 4]
+
+
+def test_run_chunks_nested_and_concurrent_calls_fall_back_to_the_caller():
+    import threading
+
+    from scratchnet.threads import run_chunks
+
+    def outer(lo, hi):  # a chunk that cuts its own work again runs the inner chunks itself
+        return run_chunks(lambda a, b: b - a, [(lo, hi), (hi, hi + 2)])
+
+    assert run_chunks(outer, [(0, 3), (3, 10)]) == [[3, 2], [7, 2]]
+
+    results, errors = [], []
+
+    def caller():
+        try:
+            for _ in range(50):
+                results.append(run_chunks(lambda lo, hi: hi - lo, [(0, 4), (4, 10)]))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and results == [[4, 6]] * 150
+
+
 @pytest.mark.parametrize("batch", [1, 33])
 def test_conv_split_into_chunks_equals_one_chunk(batch, monkeypatch):
     """Conv2dFunction cut into per-thread chunks == the whole batch as one chunk."""

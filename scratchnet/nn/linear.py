@@ -10,6 +10,7 @@ from scratchnet import ops
 from scratchnet.nn import init
 from scratchnet.nn.module import Module, Parameter
 from scratchnet.tensor import Context, Function, Tensor
+from scratchnet.threads import parallel_for
 
 
 class LinearFunction(Function):
@@ -19,6 +20,9 @@ class LinearFunction(Function):
               dweight = dy.T @ x
               dbias = dy.sum(0)
     Shapes: x (N, in), weight (out, in), bias (out,) -> y (N, out).
+
+    A large forward (a batch of 1,000 images, say) cuts its rows into one block per thread:
+    the BLAS itself runs single-threaded (scratchnet/threads.py).
     """
 
     @staticmethod
@@ -26,9 +30,14 @@ class LinearFunction(Function):
         ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
     ) -> np.ndarray:
         ctx.x, ctx.weight = x, weight
-        y = x @ weight.T
-        if bias is not None:
-            y += bias
+        y = np.empty((x.shape[0], weight.shape[0]), dtype=np.result_type(x, weight))
+
+        def rows(lo: int, hi: int) -> None:
+            np.matmul(x[lo:hi], weight.T, out=y[lo:hi])
+            if bias is not None:
+                y[lo:hi] += bias
+
+        parallel_for(rows, x.shape[0], x.size, min_chunk=64)
         return y
 
     @staticmethod
