@@ -10,6 +10,7 @@ shape with `unbroadcast`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -268,7 +269,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     end = end_dim % x.ndim
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    merged = int(np.prod(shape[start : end + 1]))
+    merged = math.prod(shape[start : end + 1])
     return x.reshape((*shape[:start], merged, *shape[end + 1 :]))
 
 

@@ -10,7 +10,7 @@ from scratchnet import ops
 from scratchnet.nn import init
 from scratchnet.nn.module import Module, Parameter
 from scratchnet.tensor import Context, Function, Tensor
-from scratchnet.threads import parallel_for
+from scratchnet.threads import PARALLEL_MIN_WORK, parallel_for
 
 
 class LinearFunction(Function):
@@ -30,6 +30,11 @@ class LinearFunction(Function):
         ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
     ) -> np.ndarray:
         ctx.x, ctx.weight = x, weight
+        if x.size < PARALLEL_MIN_WORK:  # one image, or a training batch: one product
+            y = x @ weight.T
+            if bias is not None:
+                y += bias
+            return y
         y = np.empty((x.shape[0], weight.shape[0]), dtype=np.result_type(x, weight))
 
         def rows(lo: int, hi: int) -> None:
