@@ -36,15 +36,16 @@ from scratchnet.threads import parallel_for
 
 
 @njit(nogil=True, cache=True)
-def channel_mean_var_into(x, mean, var):
-    """mean[c] and biased var[c] of x (N, C, L) over n and l, two passes per channel.
+def channel_mean_var_into(x, c_lo, c_hi, mean, var):
+    """mean[c] and biased var[c] of x (N, C, L) over n and l, for channels c_lo..c_hi-1.
 
-    Channels are independent: the wrapper hands ranges of channels to different threads. The
-    second pass reads the channel again while it is still in cache, and subtracting the mean
-    first keeps the variance accurate.
+    Two passes per channel. Channels are independent: the wrapper hands ranges of channels
+    to different threads (as bounds, not as a slice x[:, lo:hi], which Numba could no longer
+    treat as contiguous: 3.7x slower). The second pass reads the channel again while it is
+    still in cache, and subtracting the mean first keeps the variance accurate.
     """
-    N, C, L = x.shape
-    for c in range(C):
+    N, _, L = x.shape
+    for c in range(c_lo, c_hi):
         acc = np.zeros(L)
         for n in range(N):
             row = x[n, c]
@@ -70,7 +71,7 @@ def channel_mean_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.ascontiguousarray(x)
 
     def chunk(lo: int, hi: int) -> None:
-        channel_mean_var_into(x[:, lo:hi], mean[lo:hi], var[lo:hi])
+        channel_mean_var_into(x, lo, hi, mean, var)
 
     parallel_for(chunk, C, x.size)
     return mean, var
@@ -84,10 +85,11 @@ def channel_mean_var_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(nogil=True, cache=True)
-def channel_grad_sums_into(dy, x, mean, sum_dy, sum_dy_xmu):
-    """sum_dy[c] = sum of dy, sum_dy_xmu[c] = sum of dy * (x - mean[c]), over n and l."""
-    N, C, L = x.shape
-    for c in range(C):
+def channel_grad_sums_into(dy, x, mean, c_lo, c_hi, sum_dy, sum_dy_xmu):
+    """sum_dy[c] = sum of dy, sum_dy_xmu[c] = sum of dy * (x - mean[c]), over n and l, for
+    channels c_lo..c_hi-1."""
+    N, _, L = x.shape
+    for c in range(c_lo, c_hi):
         acc_dy = np.zeros(L)
         acc_dy_xmu = np.zeros(L)
         mu = mean[c]
@@ -111,9 +113,7 @@ def channel_grad_sums(
     dy, x, mean = np.ascontiguousarray(dy), np.ascontiguousarray(x), _f64(mean)
 
     def chunk(lo: int, hi: int) -> None:
-        channel_grad_sums_into(
-            dy[:, lo:hi], x[:, lo:hi], mean[lo:hi], sum_dy[lo:hi], sum_dy_xmu[lo:hi]
-        )
+        channel_grad_sums_into(dy, x, mean, lo, hi, sum_dy, sum_dy_xmu)
 
     parallel_for(chunk, C, x.size)
     return sum_dy, sum_dy_xmu
