@@ -107,6 +107,22 @@ def test_first_layer_skips_dx():
     assert conv.weight.grad.shape == (2, 1, 3, 3) and conv.bias.grad.shape == (2,)
 
 
+@pytest.mark.parametrize("batch", [3, 40])  # one chunk, and one per thread
+def test_first_layer_gradients_equal_the_general_path(batch):
+    """Without dx, a layer with few columns (C * KH * KW < SMALL_K) takes per-sample products
+    for dweight and dbias: they must equal the path that also computes dx."""
+    x = rng.standard_normal((batch, 1, 9, 8))
+    weight, bias = rng.standard_normal((4, 1, 3, 3)), rng.standard_normal(4)
+    dy = rng.standard_normal((batch, 4, 9, 8))
+    grads = []
+    for x_needs_grad in (False, True):
+        w, b = Tensor(weight, requires_grad=True), Tensor(bias, requires_grad=True)
+        F.conv2d(Tensor(x, requires_grad=x_needs_grad), w, b, padding=1).backward(dy)
+        grads.append((w.grad, b.grad))
+    np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-12)
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-12)
+
+
 def test_no_grad_builds_no_graph():
     conv = nn.Conv2d(2, 3, 3)
     with no_grad():
