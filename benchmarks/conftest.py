@@ -39,8 +39,9 @@ def run_benchmark(
     flops: float,
     rounds: int,
     setup: Callable[[], Any] | None = None,
+    warmup_rounds: int = 1,
 ) -> Any:
-    """Time fn() `rounds` times after one untimed warm-up call; return its last result.
+    """Time fn() `rounds` times after `warmup_rounds` untimed calls; return its last result.
 
     `setup`, if given, runs untimed before every call (to reset gradients, for example).
     """
@@ -61,7 +62,9 @@ def run_benchmark(
         if setup is not None:
             setup()
 
-    benchmark.pedantic(target, setup=timed_setup, rounds=rounds, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(
+        target, setup=timed_setup, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds
+    )
     return results[-1]
 
 

@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import scratchnet
 from scratchnet import optim
+from scratchnet.kernels import winograd
 from scratchnet.models import CNNClassifier
-from scratchnet.nn import batchnorm, conv, pooling
+from scratchnet.nn import activation, batchnorm, conv, pooling
 from scratchnet.nn.functional import cross_entropy
 from scratchnet.tensor import Function, Tensor
 from scratchnet.threads import blas_threads, get_num_threads
@@ -43,6 +44,14 @@ from scratchnet.threads import blas_threads, get_num_threads
 KERNELS = [
     (conv, "im2col"),
     (conv, "col2im"),
+    (winograd, "pack_into"),
+    (winograd, "input_transform_into"),
+    (winograd, "output_transform_into"),
+    (winograd, "output_transform_adjoint_into"),
+    (winograd, "input_transform_adjoint_into"),
+    (winograd, "unpack_into"),
+    (activation, "relu_forward"),
+    (activation, "relu_backward"),
     (pooling, "max_pool2d_forward"),
     (pooling, "max_pool2d_backward"),
     (batchnorm, "channel_mean_var"),
@@ -177,19 +186,27 @@ def main() -> None:
         if not label.startswith("  kernel"):
             lines.append(row(label, medians[label]))
     lines.append(row("engine / other (graph walk, zero_grad, ...)", total - covered))
-    lines += ["", "Kernels (inside the operations above, summed over layers):"]
+    lines += [
+        "",
+        "Kernels (inside the operations above, summed over layers, and over threads when a",
+        "layer runs them on several at once: then they can add up to more than the layer):",
+    ]
     for label in sorted(medians):
         if label.startswith("  kernel"):
             lines.append(row(label, medians[label]))
 
-    conv_total = sum(v for k, v in medians.items() if k.startswith("Conv2dFunction"))
-    conv_kernels = medians.get("  kernel im2col", 0) + medians.get("  kernel col2im", 0)
+    conv_total = sum(
+        v for k, v in medians.items() if k.startswith(("Conv2dFunction", "Winograd3x3Function"))
+    )
+    conv_kernels = sum(
+        medians.get(f"  kernel {name}", 0) for module, name in KERNELS if module in (conv, winograd)
+    )
     lines += [
         "",
-        f"Conv2d, forward + backward, all layers: {1e3 * conv_total:.1f} ms "
-        f"({100 * conv_total / total:.0f}% of the step); im2col + col2im "
-        f"{1e3 * conv_kernels:.1f} ms, the rest (BLAS products, transposes) "
-        f"{1e3 * (conv_total - conv_kernels):.1f} ms",
+        f"Convolutions, forward + backward, all layers: {1e3 * conv_total:.1f} ms "
+        f"({100 * conv_total / total:.0f}% of the step); their kernels (im2col, col2im, the "
+        f"Winograd transforms and packing) {1e3 * conv_kernels:.1f} ms of thread time, the rest "
+        f"mostly BLAS products",
     ]
 
     profiler = cProfile.Profile()
