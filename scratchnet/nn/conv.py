@@ -202,14 +202,13 @@ class Winograd3x3Function(Function):
         def forward_chunk(lo: int, hi: int) -> None:
             """Samples lo..hi-1, NB at a time, in buffers reused from one NB to the next."""
             padded = np.zeros((C, rows + 2, cols + 2, NB), dtype=x.dtype)
-            V = np.empty((36, C, tiles * NB), dtype=x.dtype)
-            M = np.empty((36, OC, tiles * NB), dtype=x.dtype)
+            V, M = _transformed(C, tiles, x.dtype), _transformed(OC, tiles, x.dtype)
             out = np.empty((OC, rows, cols, NB), dtype=x.dtype)
             for s in range(lo, hi, NB):
                 e = min(s + NB, hi)
                 winograd.pack_into(x[s:e], ph, pw, padded)
                 winograd.input_transform_into(padded, tiles_h, tiles_w, V)
-                np.matmul(U, V, out=M)
+                np.matmul(U, V[:, :C], out=M[:, :OC])
                 winograd.output_transform_into(M, tiles_h, tiles_w, out)
                 winograd.unpack_into(out, 0, 0, b, y[s:e])
 
@@ -237,8 +236,8 @@ class Winograd3x3Function(Function):
             dU = np.zeros_like(U) if needs[1] else None
             padded = np.zeros((C, rows + 2, cols + 2, NB), dtype=x.dtype)  # x, then dx
             dy_tiles = np.zeros((OC, rows, cols, NB), dtype=dy.dtype)
-            V = np.empty((36, C, tiles * NB), dtype=x.dtype)  # V, then dV
-            dM = np.empty((36, OC, tiles * NB), dtype=dy.dtype)
+            V = _transformed(C, tiles, x.dtype)  # V, then dV
+            dM = _transformed(OC, tiles, dy.dtype)
             for s in range(lo, hi, NB):
                 e = min(s + NB, hi)
                 winograd.pack_into(dy[s:e], 0, 0, dy_tiles)
@@ -246,9 +245,9 @@ class Winograd3x3Function(Function):
                 if needs[1]:
                     winograd.pack_into(x[s:e], ph, pw, padded)
                     winograd.input_transform_into(padded, tiles_h, tiles_w, V)
-                    dU += dM @ V.transpose(0, 2, 1)
+                    dU += dM[:, :OC] @ V[:, :C].transpose(0, 2, 1)
                 if needs[0]:
-                    np.matmul(UT, dM, out=V)
+                    np.matmul(UT, dM[:, :OC], out=V[:, :C])
                     padded[...] = 0
                     winograd.input_transform_adjoint_into(V, tiles_h, tiles_w, padded)
                     winograd.unpack_into(padded, ph, pw, no_bias, dx[s:e])
@@ -260,6 +259,18 @@ class Winograd3x3Function(Function):
         if len(needs) == 2:
             return dx, dweight
         return dx, dweight, dy.sum((0, 2, 3)) if needs[2] else None
+
+
+def _transformed(channels: int, tiles: int, dtype: Any) -> np.ndarray:
+    """An empty transformed array for `channels` channels, with one channel more than needed.
+
+    The kernels write and read channels 0..channels-1 of it, contiguous; the matrix products
+    take the view [:, :channels]. The spare channel keeps the 36 planes from lying a multiple
+    of 4 KB apart (64 KB for 64 channels of 16 tiles), so that the kernels' 36 streams, one
+    per plane, do not all fall into the same L1 cache set. Measured, on their own: the four
+    transforms 10-40% faster.
+    """
+    return np.empty((36, channels + 1, tiles * NB), dtype=dtype)
 
 
 def per_sample(cols: np.ndarray, n: int) -> np.ndarray:
