@@ -94,10 +94,10 @@ def _numba_threads(count: int) -> Iterator[None]:
 class ModelRegistry:
     """Loads every known model found in a folder once, and runs predictions on them.
 
-    Forward passes are serialised by one lock: Numba's `workqueue` threading layer (its fallback
-    when neither OpenMP nor TBB is installed) aborts the process when two threads enter a
-    parallel kernel at once, and a forward pass on one thread takes about half a millisecond
-    anyway. Image decoding and preparation, most of a request's work, still run concurrently.
+    Forward passes are serialised by one lock: one takes about half a millisecond, and
+    scratchnet's layers share one set of worker threads (a second forward pass at the same
+    time would run its chunks on its own thread anyway). Image decoding and preparation, most
+    of a request's work, still run concurrently.
     """
 
     def __init__(self, model_dir: Path, max_image_pixels: int, numba_threads: int = 1) -> None:
