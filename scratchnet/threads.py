@@ -86,11 +86,13 @@ def configure_default() -> None:
         _set_blas_threads(1)
 
 
-# Handing a chunk to another thread costs a wake-up: some 10 us on an idle machine, up to a
+# Handing a chunk to another thread costs a wake-up: 13-55 us on the development VM, up to a
 # scheduler time slice (milliseconds) when other processes hold the cores. Kernels on fewer
-# elements than this (a single image's layers) run on the calling thread alone. Measured:
-# single-image CNN inference 9 ms -> 0.6 ms on a busy 2-core machine.
-PARALLEL_MIN_WORK = 1 << 17
+# elements than this run on the calling thread alone: a single image's layers, and at batch 64
+# the small late layers (conv3's 401,408 outputs). Measured, CNN step on 2 threads, interleaved
+# A/B: 2^19 against 2^17, batch 64 22.0 -> 21.4 ms, batch 128 43.9 -> 41.5 ms; and for one
+# image 9 ms -> 0.6 ms under load, against splitting everything.
+PARALLEL_MIN_WORK = 1 << 19
 
 
 def batch_chunks(n: int, min_chunk: int = 8) -> list[tuple[int, int]]:

@@ -171,7 +171,7 @@ def test_max_pool_propagates_nan():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(3, 4, 5), (16, 32, 28, 28)])  # one-thread and parallel paths
+@pytest.mark.parametrize("shape", [(3, 4, 5), (24, 32, 28, 28)])  # one-thread and parallel paths
 def test_relu_kernels_match_numpy(dtype, shape):
     x = rng.standard_normal(shape).astype(dtype)
     x.flat[:3] = [0.0, -0.0, np.nan]
@@ -244,12 +244,12 @@ def test_channel_mean_var_is_accurate_for_a_large_offset():
 def test_kernels_on_the_parallel_path_match_numpy():
     from scratchnet.threads import PARALLEL_MIN_WORK
 
-    x = rng.standard_normal((16, 32, 28, 28)).astype(np.float32)
+    x = rng.standard_normal((24, 32, 28, 28)).astype(np.float32)
     assert x.size >= PARALLEL_MIN_WORK
     cols = ic.im2col(x, 3, 3, 1, 1, 1, 1)
     np.testing.assert_array_equal(cols, ic.im2col_reference(x, 3, 3, 1, 1, 1, 1))
-    back = ic.col2im(cols, 16, 32, 28, 28, 3, 3, 1, 1, 1, 1)
-    expected = ic.col2im_reference(cols, 16, 32, 28, 28, 3, 3, 1, 1, 1, 1)
+    back = ic.col2im(cols, 24, 32, 28, 28, 3, 3, 1, 1, 1, 1)
+    expected = ic.col2im_reference(cols, 24, 32, 28, 28, 3, 3, 1, 1, 1, 1)
     np.testing.assert_allclose(back, expected, rtol=1e-6, atol=1e-6)
 
     y, argmax = pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0)
@@ -259,7 +259,7 @@ def test_kernels_on_the_parallel_path_match_numpy():
     dx = pool.max_pool2d_backward(y, argmax, x.shape)
     np.testing.assert_array_equal(dx, pool.max_pool2d_backward_reference(y, argmax, x.shape))
 
-    x3 = x.reshape(16, 32, -1)
+    x3 = x.reshape(24, 32, -1)
     mean, var = bn.channel_mean_var(x3)
     mean_ref, var_ref = bn.channel_mean_var_reference(x3)
     np.testing.assert_allclose(mean, mean_ref, rtol=1e-9, atol=1e-12)
