@@ -112,51 +112,42 @@ def test_unpack_into_matches_numpy_with_a_bias(dtype, n):
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("C", CHANNELS)
-@pytest.mark.parametrize("tiles_h, tiles_w", TILE_COUNTS)
-def test_input_transform_matches_numpy(dtype, C, tiles_h, tiles_w):
-    x = rng.standard_normal((C, 4 * tiles_h + 2, 4 * tiles_w + 2, NB)).astype(dtype)
-    got = np.empty((36, C, tiles_h * tiles_w * NB), dtype=dtype)
-    want = np.empty_like(got)
-    wg.input_transform_into(x, tiles_h, tiles_w, got)
-    wg.input_transform_into_reference(x, tiles_h, tiles_w, want)
-    np.testing.assert_allclose(got, want, rtol=tol(dtype), atol=tol(dtype) * 10)
+def tiles_shape(C, tiles_h, tiles_w, margin):
+    """An image-side array: (C, 4 * tiles_h + margin, 4 * tiles_w + margin, NB)."""
+    return (C, 4 * tiles_h + margin, 4 * tiles_w + margin, NB)
+
+
+def transformed_shape(C, tiles_h, tiles_w, margin):
+    """A transformed array: (36, C, tiles * NB)."""
+    return (36, C, tiles_h * tiles_w * NB)
+
+
+# kernel name, the shape of its input, the shape of its output (filled with zeros first: the
+# adjoint of the input transform adds into it), and the image side's margin (6-wide input
+# tiles 4 apart need 2 more rows and columns; 4-wide output tiles none)
+TRANSFORMS = [
+    pytest.param(name, src, dst, margin, id=name)
+    for name, src, dst, margin in [
+        ("input_transform_into", tiles_shape, transformed_shape, 2),
+        ("input_transform_adjoint_into", transformed_shape, tiles_shape, 2),
+        ("output_transform_into", transformed_shape, tiles_shape, 0),
+        ("output_transform_adjoint_into", tiles_shape, transformed_shape, 0),
+    ]
+]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("C", CHANNELS)
 @pytest.mark.parametrize("tiles_h, tiles_w", TILE_COUNTS)
-def test_input_transform_adjoint_matches_numpy(dtype, C, tiles_h, tiles_w):
-    dV = rng.standard_normal((36, C, tiles_h * tiles_w * NB)).astype(dtype)
-    got = np.zeros((C, 4 * tiles_h + 2, 4 * tiles_w + 2, NB), dtype=dtype)
+@pytest.mark.parametrize("name, in_shape, out_shape, margin", TRANSFORMS)
+def test_transform_kernel_matches_numpy(
+    name, in_shape, out_shape, margin, dtype, C, tiles_h, tiles_w
+):
+    src = rng.standard_normal(in_shape(C, tiles_h, tiles_w, margin)).astype(dtype)
+    got = np.zeros(out_shape(C, tiles_h, tiles_w, margin), dtype=dtype)
     want = np.zeros_like(got)
-    wg.input_transform_adjoint_into(dV, tiles_h, tiles_w, got)
-    wg.input_transform_adjoint_into_reference(dV, tiles_h, tiles_w, want)
-    np.testing.assert_allclose(got, want, rtol=tol(dtype), atol=tol(dtype) * 10)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("C", CHANNELS)
-@pytest.mark.parametrize("tiles_h, tiles_w", TILE_COUNTS)
-def test_output_transform_matches_numpy(dtype, C, tiles_h, tiles_w):
-    M = rng.standard_normal((36, C, tiles_h * tiles_w * NB)).astype(dtype)
-    got = np.empty((C, 4 * tiles_h, 4 * tiles_w, NB), dtype=dtype)
-    want = np.empty_like(got)
-    wg.output_transform_into(M, tiles_h, tiles_w, got)
-    wg.output_transform_into_reference(M, tiles_h, tiles_w, want)
-    np.testing.assert_allclose(got, want, rtol=tol(dtype), atol=tol(dtype) * 10)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("C", CHANNELS)
-@pytest.mark.parametrize("tiles_h, tiles_w", TILE_COUNTS)
-def test_output_transform_adjoint_matches_numpy(dtype, C, tiles_h, tiles_w):
-    dy = rng.standard_normal((C, 4 * tiles_h, 4 * tiles_w, NB)).astype(dtype)
-    got = np.empty((36, C, tiles_h * tiles_w * NB), dtype=dtype)
-    want = np.empty_like(got)
-    wg.output_transform_adjoint_into(dy, tiles_h, tiles_w, got)
-    wg.output_transform_adjoint_into_reference(dy, tiles_h, tiles_w, want)
+    getattr(wg, name)(src, tiles_h, tiles_w, got)
+    getattr(wg, f"{name}_reference")(src, tiles_h, tiles_w, want)
     np.testing.assert_allclose(got, want, rtol=tol(dtype), atol=tol(dtype) * 10)
 
 
