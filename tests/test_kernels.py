@@ -346,6 +346,30 @@ def test_run_chunks_nested_and_concurrent_calls_fall_back_to_the_caller():
     assert not errors and results == [[4, 6]] * 150
 
 
+def test_pinned_workers_run_on_a_cpu_of_their_own():
+    """SCRATCHNET_PIN_WORKERS=1: the first worker runs on the last allowed CPU (Linux only);
+    the calling thread keeps every CPU."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs Linux and 2 CPUs")
+    code = (
+        "import json, os\n"
+        "from scratchnet.threads import run_chunks\n"
+        "cpus = run_chunks(lambda lo, hi: sorted(os.sched_getaffinity(0)), [(0, 1), (1, 2)])\n"
+        "print(json.dumps(cpus))"
+    )
+    env = {**os.environ, "SCRATCHNET_PIN_WORKERS": "1", "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    caller, worker = json.loads(out.stdout)
+    allowed = sorted(os.sched_getaffinity(0))
+    assert caller == allowed and worker == [allowed[-1]]
+
+
 @pytest.mark.parametrize("batch", [1, 33])
 def test_conv_split_into_chunks_equals_one_chunk(batch, monkeypatch):
     """Conv2dFunction cut into per-thread chunks == the whole batch as one chunk."""
