@@ -21,7 +21,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,9 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # when run as a script
+
+from tests.processes import free_port, stop  # noqa: E402
 
 
 def drawing_png() -> bytes:
@@ -59,12 +61,6 @@ def multipart(fields: dict[str, str], file_bytes: bytes) -> tuple[bytes, str]:
     )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def resolve_model_dir(requested: str | None, workdir: Path) -> tuple[Path, str]:
@@ -128,13 +124,7 @@ def time_to_first_prediction(
                 pass
             time.sleep(0.005)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stderr.close()
+        stop(process)
 
 
 def python_startup() -> float:

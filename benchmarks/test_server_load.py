@@ -34,7 +34,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.cold_start import drawing_png, free_port, multipart
+from benchmarks.cold_start import drawing_png, multipart
+from tests.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parent.parent
 REQUESTS = 2000
@@ -100,13 +101,7 @@ def server(model_dir: Path, request: pytest.FixtureRequest) -> Iterator[tuple[st
             time.sleep(0.05)
         yield "127.0.0.1", port, request.param
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stderr.close()
+        stop(process)
 
 
 def run_clients(

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,16 +26,12 @@ from typing import Any
 
 import pytest
 
+from tests.processes import free_port, stop
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 BUNDLED_MODELS = REPO / "scratchnet" / "pretrained"
 MODEL_NAMES = ("cnn", "linear")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
@@ -54,7 +49,7 @@ class LiveServer:
     def __init__(self, model_dir: Path, trained: bool, log_path: Path) -> None:
         self.model_dir = model_dir
         self.trained = trained
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # The page is also opened from http://localhost:<port> to test a cross-origin API base.
         self.other_origin = f"http://localhost:{self.port}"
@@ -99,12 +94,7 @@ class LiveServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop(self.process)
         self.process = None
 
     @property

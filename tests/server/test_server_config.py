@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 
 from server.__main__ import parse_args
 from server.config import DEFAULT_MAX_UPLOAD_BYTES, ConfigError, ServerConfig
+from tests.processes import free_port, stop
 from tests.server.conftest import draw_digit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,12 +94,6 @@ def test_bad_flag_value_exits_with_2(tmp_path: Path) -> None:
     assert "workers" in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_python_m_server_serves(model_dir: Path) -> None:
     """The real thing: uvicorn in a subprocess, flags and env vars, a prediction over TCP."""
     port = free_port()
@@ -141,13 +135,7 @@ def test_python_m_server_serves(model_dir: Path) -> None:
         assert too_big.status_code == 413  # the env var reached the app
         assert httpx.get(f"{base}/health", timeout=5).status_code == 200
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+        stop(process)
 
 
 @pytest.mark.parametrize("mode", ["inline", "threadpool"])
