@@ -42,7 +42,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 data: $(STAMP)
-	$(PY) -m scratchnet.data
+	$(PY) -m scratchnet.mnist.data
 
 train: $(STAMP)
 	$(PY) -m scratchnet.train --model both

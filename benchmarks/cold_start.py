@@ -9,7 +9,7 @@ drawing until it answers 200. Two cases:
 - warm Numba cache: the same folder again, now filled by the cold run (the usual case for a
   server restarted on the same machine, or a container image built with a warmed cache).
 
-The models come from --model-dir, else the bundled scratchnet/pretrained/ when it has both
+The models come from --model-dir, else the bundled scratchnet/mnist/pretrained/ when it has both
 checkpoints, else freshly initialised ones saved to a temp folder (loading and inference cost
 the same whatever the weights).
 """
@@ -66,12 +66,12 @@ def multipart(fields: dict[str, str], file_bytes: bytes) -> tuple[bytes, str]:
 def resolve_model_dir(requested: str | None, workdir: Path) -> tuple[Path, str]:
     if requested:
         return Path(requested), "given"
-    from scratchnet.models import PRETRAINED_DIR
+    from scratchnet.mnist.models import PRETRAINED_DIR
 
     if all((PRETRAINED_DIR / f"{name}.npz").exists() for name in ("cnn", "linear")):
         return PRETRAINED_DIR, "bundled"
     from scratchnet.checkpoint import save_checkpoint
-    from scratchnet.models import MODELS
+    from scratchnet.mnist.models import MODELS
 
     directory = workdir / "models"
     for name, cls in MODELS.items():

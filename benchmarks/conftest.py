@@ -10,7 +10,7 @@ the floating-point operations of one call, which benchmarks/report.py turns into
 
 Thread counts: torch gets as many intra-op threads as scratchnet's Numba kernels (all cores
 unless NUMBA_NUM_THREADS says otherwise). scratchnet's BLAS runs on 1 thread, its import-time
-default (scratchnet/threads.py); the matmul ceiling gets every core.
+default (scratchnet/runtime/threads.py); the matmul ceiling gets every core.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scratchnet.threads import blas_threads, get_num_threads  # noqa: E402
+from scratchnet.runtime.threads import blas_threads, get_num_threads  # noqa: E402
 
 THREADS = get_num_threads()
 torch.set_num_threads(THREADS)

@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import scratchnet
 from scratchnet import optim
 from scratchnet.kernels import winograd
-from scratchnet.models import CNNClassifier
+from scratchnet.mnist.models import CNNClassifier
 from scratchnet.nn import activation, batchnorm, conv, pooling
 from scratchnet.nn.functional import cross_entropy
+from scratchnet.runtime.threads import blas_threads, get_num_threads
 from scratchnet.tensor import Function, Tensor
-from scratchnet.threads import blas_threads, get_num_threads
 
 # (module, name) of each kernel wrapper that a layer file imports: patched where it is looked up.
 KERNELS = [

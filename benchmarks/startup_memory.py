@@ -27,7 +27,7 @@ start = time.perf_counter()
 import numpy as np
 import scratchnet
 from scratchnet import optim
-from scratchnet.models import CNNClassifier
+from scratchnet.mnist.models import CNNClassifier
 from scratchnet.nn.functional import cross_entropy
 from scratchnet.tensor import Tensor
 imported = time.perf_counter()
@@ -46,7 +46,7 @@ print(f"{imported - start:.3f} {done - start:.3f}")
 TRAIN_RUN = """
 import json, resource, sys, tempfile, time
 from pathlib import Path
-from scratchnet.train import RECIPES, TrainConfig, train
+from scratchnet.mnist.train import RECIPES, TrainConfig, train
 limit = int(sys.argv[1])
 cfg = TrainConfig(model="cnn", **{**RECIPES["cnn"], "epochs": 1}, limit=limit)
 with tempfile.TemporaryDirectory() as run_dir:

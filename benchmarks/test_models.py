@@ -1,6 +1,6 @@
 """Whole models: the training step, batch inference and single-image latency, vs torch.
 
-The models are scratchnet.models and their torch twins in reference/models.py, with the same
+The models are scratchnet.mnist.models and their torch twins in reference/models.py, with the same
 weights (copied by state_dict key). A training step is forward, cross-entropy, zero_grad,
 backward and an Adam step, in training mode (dropout and batch statistics on). Inference runs
 in eval mode under no_grad.
@@ -27,7 +27,7 @@ from benchmarks.test_layers import conv_flops
 from reference import models as reference
 from reference.convert import state_dict_to_torch
 from scratchnet import optim
-from scratchnet.models import CNNClassifier, LinearClassifier
+from scratchnet.mnist.models import CNNClassifier, LinearClassifier
 from scratchnet.nn.functional import cross_entropy
 from scratchnet.tensor import Tensor, no_grad
 

@@ -59,7 +59,7 @@ def percentile(values: list[float], q: float) -> float:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from scratchnet.models import MODELS, PRETRAINED_DIR
+    from scratchnet.mnist.models import MODELS, PRETRAINED_DIR
 
     if (PRETRAINED_DIR / f"{MODEL}.npz").exists():
         return PRETRAINED_DIR

@@ -172,9 +172,9 @@ def export_to_scratchnet(
     metadata["architecture"] is filled in when missing: from the model, or for a bare
     state_dict from its keys (with the model's default options). The arrays are checked
     against scratchnet's own model before anything is written, so the file always loads with
-    scratchnet.models.load_model.
+    scratchnet.mnist.models.load_model.
     """
-    from scratchnet.models import build_model as build_scratchnet_model
+    from scratchnet.mnist.models import build_model as build_scratchnet_model
 
     meta = dict(metadata or {})
     if isinstance(model, nn.Module):

@@ -1,7 +1,7 @@
 """scratchnet's two MNIST classifiers written in torch.nn, module for module.
 
 The attribute names, and so the state_dict keys (`conv1.weight`, `bn1.running_var`,
-`fc2.bias`, ...), are those of scratchnet.models, and the initialisation draws from the same
+`fc2.bias`, ...), are those of scratchnet.mnist.models, and the initialisation draws from the same
 distributions (not the same numbers: torch has its own generator). Weights therefore move
 between the two frameworks by key, with no renaming (see reference.convert).
 """
@@ -101,7 +101,7 @@ MODELS: dict[str, type[nn.Module]] = {"linear": LinearClassifier, "cnn": CNNClas
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """A freshly initialised model by name ("linear" or "cnn"), as scratchnet.models does."""
+    """A freshly initialised model by name ("linear" or "cnn"), as scratchnet.mnist.models does."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
     return MODELS[name](**kwargs)

@@ -1,8 +1,9 @@
 """Train the PyTorch twins of scratchnet's models: `python -m reference.train --help`.
 
 Everything but the framework is scratchnet's own code: the options and recipes
-(scratchnet.train.build_parser), the split, the DataLoader and the augmentation (so a seed gives
-the same batches in the same order), the evaluation, metrics and plots (scratchnet.report) and
+(scratchnet.mnist.train.build_parser), the split, the DataLoader and the augmentation (so a
+seed gives the same batches in the same order), the evaluation, metrics and plots
+(scratchnet.mnist.report) and
 the checkpoint format (scratchnet.checkpoint). The model, the loss, the gradients, the optimizer
 and the scheduler are torch's. By default the initial weights are copied from scratchnet's
 initialisation for the same seed (`--torch-init` draws them with torch's generator instead), so
@@ -13,7 +14,7 @@ initialisation for the same seed (`--torch-init` draws them with torch's generat
 write two folders with the same files (config.json, history.json, metrics.json, best and last
 checkpoints, curves.png, confusion.png, worst.png) that can be compared file by file. Dropout
 masks come from torch's generator, so with dropout the two runs agree only statistically.
-The checkpoints are scratchnet checkpoints: `scratchnet.models.load_model` reads them.
+The checkpoints are scratchnet checkpoints: `scratchnet.mnist.models.load_model` reads them.
 
 PyTorch runs with its default number of threads (recorded in config.json under "extra").
 """
@@ -39,20 +40,19 @@ from torch.optim import lr_scheduler
 import scratchnet
 from reference.convert import load_state_into, state_dict_to_numpy
 from reference.models import build_model
-from scratchnet.augment import RandomAffine
 from scratchnet.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from scratchnet.checkpoint import save_checkpoint as _save_checkpoint
-from scratchnet.data import DataLoader, MNISTError, load_mnist, normalize, train_val_split
-from scratchnet.models import build_model as build_scratchnet_model
-from scratchnet.report import (
+from scratchnet.mnist.augment import RandomAffine
+from scratchnet.mnist.data import DataLoader, MNISTError, load_mnist, normalize, train_val_split
+from scratchnet.mnist.models import build_model as build_scratchnet_model
+from scratchnet.mnist.report import (
     classification_metrics,
     evaluate,
     plot_confusion,
     plot_history,
     plot_worst,
 )
-from scratchnet.tensor import Tensor
-from scratchnet.train import (
+from scratchnet.mnist.train import (
     TrainConfig,
     _metadata,
     _model_kwargs,
@@ -63,12 +63,13 @@ from scratchnet.train import (
     measure_inference,
     print_comparison,
 )
+from scratchnet.tensor import Tensor
 
 __all__ = ["TrainConfig", "main", "make_optimizer", "make_scheduler", "train"]
 
 
 # ---------------------------------------------------------------------------------------------
-# Optimizer and schedule: the settings of scratchnet.train.make_optimizer / make_scheduler
+# Optimizer and schedule: the settings of scratchnet.mnist.train.make_optimizer / make_scheduler
 # ---------------------------------------------------------------------------------------------
 
 
@@ -109,7 +110,8 @@ def make_scheduler(
 
 
 class ScratchnetView:
-    """A torch model dressed as a scratchnet Module, for scratchnet.report and measure_inference.
+    """A torch model dressed as a scratchnet Module, for scratchnet.mnist.report and
+    measure_inference.
 
     Those functions call `model.eval()`, `model.train(mode)`, read `model.training` and call
     `model(Tensor(x)).data`; this wrapper answers them with the torch model, without autograd.
@@ -194,7 +196,9 @@ def _restore(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any)
     if optimizer_state is None:
         raise CheckpointError(f"{path} has no optimizer state: resume from last.npz")
     if meta.get("framework") != "torch":
-        raise CheckpointError(f"{path} was written by scratchnet.train: resume it there")
+        raise CheckpointError(
+            f"{path} was written by `python -m scratchnet.train`: resume it there"
+        )
     load_state_into(model, state, path)
     optimizer.load_state_dict(optimizer_state_from_numpy(optimizer_state))
     if scheduler is not None and meta.get("scheduler_state") is not None:
@@ -434,7 +438,7 @@ def _finish(
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line: scratchnet.train's options, plus --torch-init
+# Command line: scratchnet.mnist.train's options, plus --torch-init
 # ---------------------------------------------------------------------------------------------
 
 
@@ -448,7 +452,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     for action in parser._actions:  # argparse has no public way to edit an option
         if action.dest == "bundle":
-            action.help = argparse.SUPPRESS  # scratchnet/pretrained/ holds scratchnet's models
+            action.help = (
+                argparse.SUPPRESS
+            )  # scratchnet/mnist/pretrained/ holds scratchnet's models
         elif action.dest == "output_dir":
             action.help = "runs are written to OUTPUT_DIR/<model>-torch-<timestamp>/"
     parser.add_argument(

@@ -44,7 +44,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import scratchnet
-from scratchnet.imageprep import ImageError, ImageTooLargeError, NoInkError
+from scratchnet.mnist.imageprep import ImageError, ImageTooLargeError, NoInkError
 from server.config import ServerConfig
 from server.errors import (
     APIError,

@@ -4,7 +4,7 @@
     host               SCRATCHNET_HOST                  --host              127.0.0.1
     port               SCRATCHNET_PORT                  --port              8000
     workers            SCRATCHNET_WORKERS               --workers           1
-    model_dir          SCRATCHNET_MODEL_DIR             --model-dir         scratchnet/pretrained
+    model_dir          SCRATCHNET_MODEL_DIR             --model-dir         the bundled models
     max_upload_bytes   SCRATCHNET_MAX_UPLOAD_BYTES      --max-upload-bytes  2 MiB
     cors_origins       SCRATCHNET_CORS_ORIGINS          --cors-origins      none (CORS off)
     frontend_dir       SCRATCHNET_FRONTEND_DIR          --frontend-dir      <repo>/frontend
@@ -39,7 +39,7 @@ class ConfigError(ValueError):
 
 def _default_model_dir() -> Path:
     # Imported here so that reading the config does not import the model code.
-    from scratchnet.models import PRETRAINED_DIR
+    from scratchnet.mnist.models import PRETRAINED_DIR
 
     return PRETRAINED_DIR
 

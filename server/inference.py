@@ -1,7 +1,8 @@
 """The models the server holds, and one prediction from image bytes to class probabilities.
 
 Nothing here knows about HTTP: the web layer (server/app.py) turns the exceptions raised here
-(ImageError subclasses from scratchnet.imageprep, UnknownModelError) into JSON error responses.
+(ImageError subclasses from scratchnet.mnist.imageprep, UnknownModelError) into JSON error
+responses.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 import numba
 import numpy as np
 
-from scratchnet import Tensor, imageprep, no_grad
+from scratchnet import Tensor, no_grad
 from scratchnet.checkpoint import CheckpointError
-from scratchnet.models import MODELS, load_model
-from scratchnet.predict import softmax
+from scratchnet.mnist import imageprep
+from scratchnet.mnist.models import MODELS, load_model
+from scratchnet.mnist.predict import softmax
 
 logger = logging.getLogger("server.inference")
 
@@ -175,7 +177,7 @@ class ModelRegistry:
     ) -> dict[str, Any]:
         """Decode, prepare and classify one image. Blocking: call it from a worker thread.
 
-        Raises UnknownModelError, or an ImageError subclass from scratchnet.imageprep
+        Raises UnknownModelError, or an ImageError subclass from scratchnet.mnist.imageprep
         (ImageDecodeError, ImageTooLargeError, NoInkError).
         """
         entry = self.get(model_name)

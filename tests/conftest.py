@@ -52,7 +52,7 @@ def mnist():
 
     `make test` points SCRATCHNET_MNIST_MIRRORS at the machine's local copy when it has one.
     """
-    from scratchnet.data import MNISTError, load_mnist
+    from scratchnet.mnist.data import MNISTError, load_mnist
 
     try:
         return load_mnist(progress=False)

@@ -1,4 +1,4 @@
-"""scratchnet.allocator: glibc's malloc keeps freed memory for the next arrays."""
+"""scratchnet.runtime.allocator: glibc's malloc keeps freed memory for the next arrays."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from scratchnet import allocator
+from scratchnet.runtime import allocator
 
 GLIBC = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION") is not None
 
@@ -25,11 +25,13 @@ def run(code: str, **env: str) -> str:
 
 @pytest.mark.skipif(not GLIBC, reason="the tuning applies to glibc only")
 def test_glibc_accepts_the_settings():
-    assert run("from scratchnet.allocator import tune_malloc; print(tune_malloc())") == "True"
+    assert (
+        run("from scratchnet.runtime.allocator import tune_malloc; print(tune_malloc())") == "True"
+    )
 
 
 def test_the_environment_wins():
-    code = "from scratchnet.allocator import tune_malloc; print(tune_malloc())"
+    code = "from scratchnet.runtime.allocator import tune_malloc; print(tune_malloc())"
     assert run(code, MALLOC_MMAP_THRESHOLD_="131072") == "False"
     assert run(code, MALLOC_TRIM_THRESHOLD_="131072") == "False"
     assert run(code, SCRATCHNET_MALLOC_TUNING="0") == "False"

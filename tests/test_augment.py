@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratchnet.augment import (
+from scratchnet.mnist.augment import (
     RandomAffine,
     inverse_affine_matrices,
     random_affine,
     warp_affine,
     warp_affine_reference,
 )
-from scratchnet.data import DataLoader, normalize
+from scratchnet.mnist.data import DataLoader, normalize
 
 WARPS = [warp_affine, warp_affine_reference]
 

@@ -7,7 +7,7 @@ import pytest
 
 from scratchnet import Tensor, optim
 from scratchnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from scratchnet.models import CNNClassifier, LinearClassifier, load_model
+from scratchnet.mnist.models import CNNClassifier, LinearClassifier, load_model
 
 META = {"architecture": {"name": "cnn", "kwargs": {"dropout_rate": 0.5}}, "metrics": {}}
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchnet import data
-from scratchnet.data import (
+from scratchnet.mnist import data
+from scratchnet.mnist.data import (
     MNIST_FILES,
     MNIST_MEAN,
     MNIST_STD,
@@ -294,7 +294,7 @@ def test_corrupt_mirror_falls_through_to_next(
     server: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     mirrors = [f"{server}/badsum", f"{server}/truncated", f"{server}/good"]
-    with caplog.at_level(logging.WARNING, logger="scratchnet.data"):
+    with caplog.at_level(logging.WARNING, logger="scratchnet.mnist.data"):
         paths = download(tmp_path, mirrors)
 
     assert_synthetic_files(paths)

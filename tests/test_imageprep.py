@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from scratchnet import imageprep
-from scratchnet.imageprep import (
+from scratchnet.mnist import imageprep
+from scratchnet.mnist.imageprep import (
     ImageDecodeError,
     ImageError,
     ImageTooLargeError,

@@ -238,11 +238,11 @@ def test_channel_mean_var_is_accurate_for_a_large_offset():
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2)), rtol=1e-10)
 
 
-# The kernel wrappers run small inputs on the calling thread (scratchnet.threads.parallel_for):
-# the tests above, on tiny shapes, take that path. These shapes are above PARALLEL_MIN_WORK, so
-# the wrappers cut the work into one chunk per thread.
+# The kernel wrappers run small inputs on the calling thread
+# (scratchnet.runtime.threads.parallel_for): the tests above, on tiny shapes, take that path. These
+# shapes are above PARALLEL_MIN_WORK, so the wrappers cut the work into one chunk per thread.
 def test_kernels_on_the_parallel_path_match_numpy():
-    from scratchnet.threads import PARALLEL_MIN_WORK
+    from scratchnet.runtime.threads import PARALLEL_MIN_WORK
 
     x = rng.standard_normal((24, 32, 28, 28)).astype(np.float32)
     assert x.size >= PARALLEL_MIN_WORK
@@ -276,7 +276,7 @@ def test_kernels_on_the_parallel_path_match_numpy():
 def test_parallel_for_keeps_small_work_on_the_calling_thread():
     import threading
 
-    from scratchnet.threads import PARALLEL_MIN_WORK, get_num_threads, parallel_for
+    from scratchnet.runtime.threads import PARALLEL_MIN_WORK, get_num_threads, parallel_for
 
     calls = []
 
@@ -295,7 +295,7 @@ def test_parallel_for_keeps_small_work_on_the_calling_thread():
 
 
 def test_batch_chunks_cover_the_batch():
-    from scratchnet.threads import batch_chunks, run_chunks
+    from scratchnet.runtime.threads import batch_chunks, run_chunks
 
     for n in (1, 7, 16, 64, 129):
         chunks = batch_chunks(n)
@@ -305,7 +305,7 @@ def test_batch_chunks_cover_the_batch():
 
 
 def test_run_chunks_raises_a_workers_error_and_stays_usable():
-    from scratchnet.threads import run_chunks
+    from scratchnet.runtime.threads import run_chunks
 
     def fail_in_second(lo, hi):
         if lo:
@@ -322,7 +322,7 @@ def test_run_chunks_raises_a_workers_error_and_stays_usable():
 def test_run_chunks_nested_and_concurrent_calls_fall_back_to_the_caller():
     import threading
 
-    from scratchnet.threads import run_chunks
+    from scratchnet.runtime.threads import run_chunks
 
     def outer(lo, hi):  # a chunk that cuts its own work again runs the inner chunks itself
         return run_chunks(lambda a, b: b - a, [(lo, hi), (hi, hi + 2)])
@@ -358,7 +358,7 @@ def test_pinned_workers_run_on_a_cpu_of_their_own():
         pytest.skip("needs Linux and 2 CPUs")
     code = (
         "import json, os\n"
-        "from scratchnet.threads import run_chunks\n"
+        "from scratchnet.runtime.threads import run_chunks\n"
         "cpus = run_chunks(lambda lo, hi: sorted(os.sched_getaffinity(0)), [(0, 1), (1, 2)])\n"
         "print(json.dumps(cpus))"
     )

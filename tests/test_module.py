@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from scratchnet import Tensor, nn
-from scratchnet.models import CNNClassifier, LinearClassifier
+from scratchnet.mnist.models import CNNClassifier, LinearClassifier
 
 CNN_KEYS = [
     "conv1.weight", "conv1.bias",

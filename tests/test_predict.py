@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scratchnet import imageprep, predict
 from scratchnet.checkpoint import save_checkpoint
+from scratchnet.mnist import imageprep, predict
 from tests.test_imageprep import DIGITS, draw_digit, png_claiming
 
 PRETRAINED = Path(predict.__file__).parent / "pretrained"
@@ -24,7 +24,7 @@ PRETRAINED = Path(predict.__file__).parent / "pretrained"
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    from scratchnet.models import LinearClassifier
+    from scratchnet.mnist.models import LinearClassifier
 
     model = LinearClassifier()
     weight = np.zeros((10, 784), np.float32)

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 import scratchnet as sn
-from scratchnet.data import normalize
-from scratchnet.imageprep import normalize_for_model, prepare_image
-from scratchnet.models import load_model, pretrained_path
+from scratchnet.mnist.data import normalize
+from scratchnet.mnist.imageprep import normalize_for_model, prepare_image
+from scratchnet.mnist.models import load_model, pretrained_path
 
 TARGETS = {"linear": 0.926, "cnn": 0.994}
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scratchnet.checkpoint import load_checkpoint
-from scratchnet.train import RECIPES, Interrupted, TrainConfig, build_parser, main, train
+from scratchnet.mnist.train import RECIPES, Interrupted, TrainConfig, build_parser, main, train
 
 
 def quick_config(**overrides):

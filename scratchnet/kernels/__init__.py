@@ -13,7 +13,7 @@ run the loops as ordinary Python and step through them.
 
 The kernels are serial. Their wrappers cut the work into one chunk per thread (a range of
 samples, channels or elements) and run the chunks on scratchnet's threads
-(scratchnet/threads.py); nogil lets the chunks run at the same time.
+(scratchnet/runtime/threads.py); nogil lets the chunks run at the same time.
 
 Import a kernel from its module (`from scratchnet.kernels.im2col import im2col`): re-exporting
 the functions here would hide the modules of the same name.
@@ -29,7 +29,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # The BLAS runs single-threaded by default, so that it never spins against these kernels'
-# threads (see scratchnet/threads.py for the measurements and how to override it).
-from scratchnet.threads import configure_default
+# threads (see scratchnet/runtime/threads.py for the measurements and how to override it).
+from scratchnet.runtime.threads import configure_default
 
 configure_default()

@@ -3,9 +3,9 @@
     forward:   y = max(x, 0)                (NaN stays NaN, as in PyTorch)
     backward:  dx = dy where y > 0, else 0
 
-NumPy's `dy * (y > 0)` makes two passes and a temporary mask; these make one pass each, cut
-into one chunk of the flat array per thread (scratchnet.threads.parallel_for). Each kernel works
-on flat (1-D) views and has a NumPy twin of the same signature (`*_reference`), the oracle in
+NumPy's `dy * (y > 0)` makes two passes and a temporary mask; these make one pass each, cut into one
+chunk of the flat array per thread (scratchnet.runtime.threads.parallel_for). Each kernel works on
+flat (1-D) views and has a NumPy twin of the same signature (`*_reference`), the oracle in
 tests/test_kernels.py.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from scratchnet.threads import parallel_for
+from scratchnet.runtime.threads import parallel_for
 
 
 @njit(nogil=True, cache=True)

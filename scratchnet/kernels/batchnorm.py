@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from scratchnet.threads import parallel_for
+from scratchnet.runtime.threads import parallel_for
 
 # ---------------------------------------------------------------------------------------------
 # Per-channel sums

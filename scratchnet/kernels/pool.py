@@ -26,7 +26,7 @@ from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
 from scratchnet.kernels.im2col import output_size
-from scratchnet.threads import parallel_for
+from scratchnet.runtime.threads import parallel_for
 
 
 @njit(nogil=True, cache=True)

@@ -16,8 +16,8 @@ from scratchnet.kernels.im2col import col2im, im2col, output_size
 from scratchnet.kernels.winograd import NB
 from scratchnet.nn import init
 from scratchnet.nn.module import Module, Parameter
+from scratchnet.runtime.threads import batch_chunks, run_chunks
 from scratchnet.tensor import Context, Function, Tensor
-from scratchnet.threads import batch_chunks, run_chunks
 
 IntPair = int | tuple[int, int]
 
@@ -96,7 +96,7 @@ class Conv2dFunction(Function):
 
         small_k = C * KH * KW < Conv2dFunction.SMALL_K
 
-        # The batch is cut into one chunk of samples per thread (scratchnet.threads), each
+        # The batch is cut into one chunk of samples per thread (scratchnet.runtime.threads), each
         # chunk the whole convolution above on its own samples, on its own core.
         chunks = batch_chunks(N)
         chunk_cols = run_chunks(forward_chunk, chunks)

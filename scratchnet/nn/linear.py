@@ -9,8 +9,8 @@ import numpy as np
 from scratchnet import ops
 from scratchnet.nn import init
 from scratchnet.nn.module import Module, Parameter
+from scratchnet.runtime.threads import PARALLEL_MIN_WORK, parallel_for
 from scratchnet.tensor import Context, Function, Tensor
-from scratchnet.threads import PARALLEL_MIN_WORK, parallel_for
 
 
 class LinearFunction(Function):
@@ -22,7 +22,7 @@ class LinearFunction(Function):
     Shapes: x (N, in), weight (out, in), bias (out,) -> y (N, out).
 
     A large forward (a batch of 1,000 images, say) cuts its rows into one block per thread:
-    the BLAS itself runs single-threaded (scratchnet/threads.py).
+    the BLAS itself runs single-threaded (scratchnet/runtime/threads.py).
     """
 
     @staticmethod

@@ -1,7 +1,7 @@
 """Fixtures for the browser tests: the real server in a subprocess, and one headless Chromium.
 
 The server runs `python -m server` on a free port with the bundled models
-(scratchnet/pretrained/{cnn,linear}.npz), or with the trained checkpoints in
+(scratchnet/mnist/pretrained/{cnn,linear}.npz), or with the trained checkpoints in
 $BROWSER_TEST_MODEL_DIR when that is set. When neither is there, it runs with freshly
 initialised (untrained) checkpoints in a temporary folder, and the tests that check which digit
 was recognised skip themselves.
@@ -30,7 +30,7 @@ from tests.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-BUNDLED_MODELS = REPO / "scratchnet" / "pretrained"
+BUNDLED_MODELS = REPO / "scratchnet" / "mnist" / "pretrained"
 MODEL_NAMES = ("cnn", "linear")
 
 
@@ -110,7 +110,7 @@ class LiveServer:
 
 def _untrained_checkpoints(folder: Path) -> None:
     from scratchnet.checkpoint import save_checkpoint
-    from scratchnet.models import CNNClassifier, LinearClassifier
+    from scratchnet.mnist.models import CNNClassifier, LinearClassifier
 
     for name, model, accuracy in (
         ("linear", LinearClassifier(), 0.9213),
@@ -154,7 +154,7 @@ def server(live_server: LiveServer) -> LiveServer:
 @pytest.fixture
 def trained_models(server: LiveServer) -> None:
     if not server.trained:
-        pytest.skip("the bundled models (scratchnet/pretrained/*.npz) are not there yet")
+        pytest.skip("the bundled models (scratchnet/mnist/pretrained/*.npz) are not there yet")
 
 
 class ConsoleErrors:

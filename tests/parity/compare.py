@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from scratchnet import Tensor, manual_seed, models
+from scratchnet import Tensor, manual_seed
+from scratchnet.mnist import models
 from tests.gradcheck import relative_error
 
 torch = pytest.importorskip("torch")

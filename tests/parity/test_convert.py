@@ -16,14 +16,15 @@ from reference.convert import (  # noqa: E402
     main,
     sidecar_path,
 )
-from scratchnet import Tensor, models  # noqa: E402
+from scratchnet import Tensor  # noqa: E402
 from scratchnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from scratchnet.mnist import models  # noqa: E402
 from tests.gradcheck import relative_error  # noqa: E402
 from tests.parity.compare import random_state  # noqa: E402
 
 
 def scratchnet_checkpoint(path: Path, name: str = "cnn") -> Path:
-    """A checkpoint as scratchnet.train writes it: weights, architecture, some metrics."""
+    """A checkpoint as scratchnet.mnist.train writes it: weights, architecture, some metrics."""
     arch = {"name": name, "class": models.MODELS[name].__name__, "kwargs": {"dropout_rate": 0.3}}
     meta = {"architecture": arch, "epoch": 3, "metrics": {"val_accuracy": 0.987}}
     return save_checkpoint(path, random_state(name), meta)

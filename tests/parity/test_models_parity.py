@@ -17,8 +17,9 @@ import torch.nn.functional as TF  # noqa: E402
 import reference  # noqa: E402
 import scratchnet.nn.functional as F  # noqa: E402
 from reference.convert import load_state_into  # noqa: E402
-from scratchnet import Tensor, manual_seed, models, nn  # noqa: E402
-from scratchnet.data import normalize  # noqa: E402
+from scratchnet import Tensor, manual_seed, nn  # noqa: E402
+from scratchnet.mnist import models  # noqa: E402
+from scratchnet.mnist.data import normalize  # noqa: E402
 from tests.gradcheck import relative_error  # noqa: E402
 from tests.parity.compare import DTYPES, dtype_name, random_state  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The bundled models (scratchnet/pretrained/*.npz) run in PyTorch: the same predictions.
+"""The bundled models (scratchnet/mnist/pretrained/*.npz) run in PyTorch: the same predictions.
 
 Each bundled scratchnet checkpoint is loaded into its reference twin with
 reference.convert.load_scratchnet_checkpoint, and both predict the 10,000 test digits.
@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 
 from reference.convert import load_scratchnet_checkpoint  # noqa: E402
 from reference.train import ScratchnetView  # noqa: E402
-from scratchnet import models  # noqa: E402
-from scratchnet.data import normalize  # noqa: E402
-from scratchnet.report import predict_logits  # noqa: E402
+from scratchnet.mnist import models  # noqa: E402
+from scratchnet.mnist.data import normalize  # noqa: E402
+from scratchnet.mnist.report import predict_logits  # noqa: E402
 from tests.gradcheck import relative_error  # noqa: E402
 
 

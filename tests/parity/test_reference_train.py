@@ -1,4 +1,4 @@
-"""python -m reference.train: the same run folder as scratchnet.train, resumable, same CLI."""
+"""python -m reference.train: the same run folder as scratchnet.mnist.train, resumable, same CLI."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from reference import train as reference_train  # noqa: E402
-from scratchnet import train as scratchnet_train  # noqa: E402
 from scratchnet.checkpoint import load_checkpoint  # noqa: E402
-from scratchnet.data import MNIST  # noqa: E402
-from scratchnet.models import load_model  # noqa: E402
-from scratchnet.train import RECIPES, Interrupted, TrainConfig  # noqa: E402
+from scratchnet.mnist import train as scratchnet_train  # noqa: E402
+from scratchnet.mnist.data import MNIST  # noqa: E402
+from scratchnet.mnist.models import load_model  # noqa: E402
+from scratchnet.mnist.train import RECIPES, Interrupted, TrainConfig  # noqa: E402
 
 
 def quiet(_: str) -> None:
@@ -47,7 +47,7 @@ RUN = dict(optimizer="adamw", scheduler="onecycle", weight_decay=5e-4, augment=T
 
 @pytest.fixture(scope="module")
 def runs(small, tmp_path_factory) -> dict:
-    """The same run by scratchnet.train ("ours") and by reference.train ("theirs")."""
+    """The same run by scratchnet.mnist.train ("ours") and by reference.train ("theirs")."""
     root = tmp_path_factory.mktemp("runs")
     cfg = quick_config(**RUN)
     return {
@@ -100,7 +100,7 @@ def test_same_files_and_close_results_as_scratchnet(runs, parity_errors):
     )
     parity_errors.record("reference.train linear, 2 epochs: weights", "float32", worst)
     parity_errors.note(
-        f"reference.train vs scratchnet.train, linear, 2 epochs on 2,000 images: accuracy on "
+        f"reference.train vs scratchnet.mnist.train, linear, 2 epochs on 2,000 images: accuracy on "
         f"2,000 test images {100 * ours['test_accuracy']:.2f}% and "
         f"{100 * theirs['test_accuracy']:.2f}%"
     )

@@ -82,7 +82,7 @@ def _save(directory: Path, name: str, factory: Callable[[], object], accuracy: f
 def save_test_models(directory: Path) -> list[str]:
     """Randomly initialised linear and CNN checkpoints; returns the names that could be built."""
     from scratchnet import manual_seed
-    from scratchnet.models import CNNClassifier, LinearClassifier
+    from scratchnet.mnist.models import CNNClassifier, LinearClassifier
 
     manual_seed(0)
     saved = []

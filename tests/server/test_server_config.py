@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_defaults() -> None:
-    from scratchnet.models import PRETRAINED_DIR
+    from scratchnet.mnist.models import PRETRAINED_DIR
 
     config = ServerConfig.from_env({})
     assert (config.host, config.port, config.workers) == ("127.0.0.1", 8000, 1)

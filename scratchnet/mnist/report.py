@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from scratchnet import nn, no_grad
+from scratchnet.mnist.predict import softmax
 from scratchnet.nn.functional import cross_entropy
-from scratchnet.predict import softmax
 from scratchnet.tensor import Tensor
 
 

@@ -22,7 +22,7 @@ normalised on the fly with the usual MNIST statistics,
 
     x = (pixel / 255 - MNIST_MEAN) / MNIST_STD        shape (B, 1, 28, 28), float32
 
-Run `python -m scratchnet.data [--data-dir D]` (what `make data` does) to download and verify.
+Run `python -m scratchnet.mnist.data [--data-dir D]` (what `make data` does) to download and verify.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     from_env = os.environ.get(DATA_DIR_ENV, "").strip()
     if from_env:
         return Path(from_env).expanduser()
-    repo_root = Path(__file__).resolve().parent.parent
+    repo_root = Path(__file__).resolve().parents[2]
     return repo_root / "data" / "mnist"
 
 
@@ -437,7 +437,7 @@ def _find_local(directory: Path, name: str) -> Path:
         if candidate.exists():
             return candidate
     raise MNISTError(
-        f"{directory / name} (or .gz) not found: run `python -m scratchnet.data` or pass "
+        f"{directory / name} (or .gz) not found: run `python -m scratchnet.mnist.data` or pass "
         "download=True"
     )
 
@@ -544,14 +544,14 @@ class DataLoader:
 
 
 # --------------------------------------------------------------------------------------------
-# Command line: python -m scratchnet.data
+# Command line: python -m scratchnet.mnist.data
 # --------------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Download (if needed) and verify MNIST, printing what was done."""
     parser = argparse.ArgumentParser(
-        prog="python -m scratchnet.data", description="Download and verify MNIST."
+        prog="python -m scratchnet.mnist.data", description="Download and verify MNIST."
     )
     parser.add_argument(
         "--data-dir", default=None, help=f"default: ${DATA_DIR_ENV} or <repo>/data/mnist"

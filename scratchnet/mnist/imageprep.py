@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from scratchnet.data import MNIST_MEAN, MNIST_STD  # re-exported: the server normalises here
+from scratchnet.mnist.data import MNIST_MEAN, MNIST_STD  # re-exported: the server normalises here
 
 IMAGE_SIZE = 28  # the MNIST field
 DIGIT_BOX = 20  # the longer side of the digit inside it
