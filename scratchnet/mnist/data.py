@@ -450,19 +450,20 @@ def _find_local(directory: Path, name: str) -> Path:
 _NORMALIZE_LUT = ((np.arange(256) / 255.0 - MNIST_MEAN) / MNIST_STD).astype(np.float32)
 
 
-def normalize(images: np.ndarray) -> np.ndarray:
-    """(x / 255 - MNIST_MEAN) / MNIST_STD as float32 of shape (N, 1, H, W).
+def normalize(images: np.ndarray, scale: float = 255.0) -> np.ndarray:
+    """(x / scale - MNIST_MEAN) / MNIST_STD as float32 of shape (N, 1, H, W).
 
-    `images` holds pixel values on the 0..255 scale: uint8, or float after augmentation. Shape
-    (N, H, W) or (N, 1, H, W).
+    `images` holds pixel values on the 0..scale scale: uint8 (0..255), float after augmentation
+    (0..255), or float prepared digits (scale 1, scratchnet.mnist.inference). Shape (N, H, W) or
+    (N, 1, H, W). This is the one place where MNIST's normalisation is written.
     """
     if images.ndim == 3:
         images = images[:, None]
     if images.ndim != 4 or images.shape[1] != 1:
         raise ValueError(f"expected images of shape (N, H, W) or (N, 1, H, W), got {images.shape}")
-    if images.dtype == np.uint8:
+    if images.dtype == np.uint8 and scale == 255.0:
         return _NORMALIZE_LUT[images]
-    scaled = (images.astype(np.float64) / 255.0 - MNIST_MEAN) / MNIST_STD
+    scaled = (images.astype(np.float64) / scale - MNIST_MEAN) / MNIST_STD
     return scaled.astype(np.float32)
 
 

@@ -7,25 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from scratchnet import nn, no_grad
-from scratchnet.mnist.predict import softmax
+from scratchnet import nn
+from scratchnet.mnist import inference
 from scratchnet.nn.functional import cross_entropy
 from scratchnet.tensor import Tensor
 
 
-@no_grad()
-def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Logits for normalised images x (N, 1, 28, 28), in eval mode, in batches."""
-    was_training = model.training
-    model.eval()
-    out = [model(Tensor(x[i : i + batch_size])).data for i in range(0, len(x), batch_size)]
-    model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, 10), dtype=np.float32)
-
-
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
     """(mean cross-entropy, accuracy, logits) of the model on (x, y)."""
-    logits = predict_logits(model, x)
+    logits = inference.logits(model, x)
     loss = cross_entropy(Tensor(logits.astype(np.float64)), y).item()
     accuracy = float((logits.argmax(1) == y).mean())
     return loss, accuracy, logits
@@ -111,7 +101,7 @@ def plot_worst(
 ) -> None:
     """A grid of the misclassified test digits the model was most confident about."""
     plt = _pyplot()
-    probs = softmax(logits)
+    probs = inference.softmax(logits)
     pred = probs.argmax(1)
     wrong = np.flatnonzero(pred != y_true)
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:count]

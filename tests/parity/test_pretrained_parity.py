@@ -15,7 +15,7 @@ from reference.convert import load_scratchnet_checkpoint  # noqa: E402
 from reference.train import ScratchnetView  # noqa: E402
 from scratchnet.mnist import models  # noqa: E402
 from scratchnet.mnist.data import normalize  # noqa: E402
-from scratchnet.mnist.report import predict_logits  # noqa: E402
+from scratchnet.mnist.inference import logits as predict_logits  # noqa: E402
 from tests.gradcheck import relative_error  # noqa: E402
 
 

@@ -39,7 +39,7 @@ from reference.train import ScratchnetView  # noqa: E402
 from scratchnet import Tensor, manual_seed, optim  # noqa: E402
 from scratchnet.mnist import models  # noqa: E402
 from scratchnet.mnist.data import DataLoader, normalize, train_val_split  # noqa: E402
-from scratchnet.mnist.report import predict_logits  # noqa: E402
+from scratchnet.mnist.inference import logits as predict_logits  # noqa: E402
 
 STEPS = 100
 LR = 1e-3

@@ -1,0 +1,88 @@
+"""One inference path: prepared 28x28 digits -> logits -> probabilities -> Predictions.
+
+    images28     (N, 28, 28) pixels in [0, 1], ink = 1 on 0 = background, as
+                 imageprep.prepare_image makes them (or MNIST's own digits, scaled by 1/255)
+    normalize    x = (images28 - MNIST_MEAN) / MNIST_STD, float32 of shape (N, 1, 28, 28)
+    logits       model(x) in eval mode, with no graph, in batches of `batch_size`
+    softmax      probabilities = exp(logits - max) / sum(exp(logits - max)), in float64
+    Prediction   the probabilities of one image, its digit, confidence and top-k
+
+The predict command, the server, the training report and `report.evaluate` all go through these
+functions, so that an image gets the same numbers wherever it is classified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scratchnet import nn, no_grad
+from scratchnet.mnist.data import normalize as normalize_pixels
+from scratchnet.tensor import Tensor
+
+BATCH_SIZE = 1000  # images per forward pass: bounds the activations' memory
+
+
+def normalize(images28: np.ndarray) -> np.ndarray:
+    """Prepared digits (N, 28, 28) or (28, 28), pixels in [0, 1] -> the model's input batch.
+
+    x = (pixels - MNIST_MEAN) / MNIST_STD, float32 of shape (N, 1, 28, 28)
+    """
+    images28 = np.asarray(images28)
+    if images28.ndim == 2:
+        images28 = images28[None]
+    if images28.ndim != 3 or images28.shape[1:] != (28, 28):
+        raise ValueError(f"expected images of shape (N, 28, 28), got {images28.shape}")
+    return normalize_pixels(images28, scale=1.0)
+
+
+def logits(model: nn.Module, x: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """model(x) for a normalised batch x (N, 1, 28, 28), in eval mode and without a graph.
+
+    The model's training flag is restored afterwards, so that a training loop can evaluate.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            out = [model(Tensor(x[i : i + batch_size])).data for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 10), dtype=np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, shifted by the row maximum so that exp never overflows."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model made of one image: its class probabilities (10,), which sum to 1."""
+
+    probabilities: np.ndarray
+
+    @property
+    def digit(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probabilities))
+
+    def top_k(self, k: int) -> list[tuple[int, float]]:
+        """The k most probable digits, most probable first (ties: the smaller digit first)."""
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(int(d), float(self.probabilities[d])) for d in order]
+
+
+def predict(
+    model: nn.Module, images28: np.ndarray, batch_size: int = BATCH_SIZE
+) -> list[Prediction]:
+    """Prepared digits (N, 28, 28) or one (28, 28) -> one Prediction per image."""
+    probabilities = softmax(logits(model, normalize(images28), batch_size))
+    return [Prediction(p) for p in probabilities]
