@@ -32,6 +32,7 @@ import scratchnet
 from scratchnet import optim
 from scratchnet.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from scratchnet.checkpoint import save_checkpoint as _save_checkpoint
+from scratchnet.mnist import inference
 from scratchnet.mnist.augment import RandomAffine
 from scratchnet.mnist.data import DataLoader, MNISTError, load_mnist, normalize, train_val_split
 from scratchnet.mnist.models import MODELS, PRETRAINED_DIR, build_model
@@ -41,7 +42,6 @@ from scratchnet.mnist.report import (
     plot_confusion,
     plot_history,
     plot_worst,
-    predict_logits,
 )
 from scratchnet.nn import init
 from scratchnet.nn.functional import cross_entropy
@@ -149,17 +149,17 @@ def measure_inference(model: Any, x: np.ndarray, repeats: int = 30) -> dict[str,
     """Median single-image latency (ms) and batch-of-1,000 throughput (images/s)."""
     model.eval()
     single = x[:1]
-    predict_logits(model, single)  # warm-up (and Numba compilation)
+    inference.logits(model, single)  # warm-up (and Numba compilation)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        predict_logits(model, single)
+        inference.logits(model, single)
         times.append(time.perf_counter() - start)
     batch = x[:1000]
     batch_times = []
     for _ in range(3):
         start = time.perf_counter()
-        predict_logits(model, batch, batch_size=1000)
+        inference.logits(model, batch, batch_size=1000)
         batch_times.append(time.perf_counter() - start)
     return {
         "single_image_ms": round(1000 * float(np.median(times)), 4),
