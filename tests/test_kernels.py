@@ -295,17 +295,19 @@ def test_parallel_for_keeps_small_work_on_the_calling_thread():
 
 
 def test_batch_chunks_cover_the_batch():
-    from scratchnet.runtime.threads import batch_chunks, run_chunks
+    from scratchnet.runtime.threads import batch_chunks, map_chunks
 
     for n in (1, 7, 16, 64, 129):
         chunks = batch_chunks(n)
         assert chunks[0][0] == 0 and chunks[-1][1] == n
         assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))
-        assert run_chunks(lambda lo, hi: hi - lo, chunks) == [hi - lo for lo, hi in chunks]
+        assert map_chunks(lambda lo, hi: hi - lo, chunks) == {
+            (lo, hi): hi - lo for lo, hi in chunks
+        }
 
 
-def test_run_chunks_raises_a_workers_error_and_stays_usable():
-    from scratchnet.runtime.threads import run_chunks
+def test_map_chunks_raises_a_workers_error_and_stays_usable():
+    from scratchnet.runtime.threads import map_chunks
 
     def fail_in_second(lo, hi):
         if lo:
@@ -313,28 +315,28 @@ def test_run_chunks_raises_a_workers_error_and_stays_usable():
         return hi - lo
 
     with pytest.raises(ValueError, match="chunk 5 failed"):
-        run_chunks(fail_in_second, [(0, 5), (5, 9)])
+        map_chunks(fail_in_second, [(0, 5), (5, 9)])
     with pytest.raises(ZeroDivisionError):
-        run_chunks(lambda lo, hi: 1 // lo, [(0, 5), (5, 9)])  # the caller's own chunk fails
-    assert run_chunks(lambda lo, hi: hi - lo, [(0, 5), (5, 9)]) == [5, 4]
+        map_chunks(lambda lo, hi: 1 // lo, [(0, 5), (5, 9)])  # the caller's own chunk fails
+    assert map_chunks(lambda lo, hi: hi - lo, [(0, 5), (5, 9)]) == {(0, 5): 5, (5, 9): 4}
 
 
-def test_run_chunks_nested_and_concurrent_calls_fall_back_to_the_caller():
+def test_map_chunks_nested_and_concurrent_calls_fall_back_to_the_caller():
     import threading
 
-    from scratchnet.runtime.threads import run_chunks
+    from scratchnet.runtime.threads import map_chunks
 
     def outer(lo, hi):  # a chunk that cuts its own work again runs the inner chunks itself
-        return run_chunks(lambda a, b: b - a, [(lo, hi), (hi, hi + 2)])
+        return list(map_chunks(lambda a, b: b - a, [(lo, hi), (hi, hi + 2)]).values())
 
-    assert run_chunks(outer, [(0, 3), (3, 10)]) == [[3, 2], [7, 2]]
+    assert map_chunks(outer, [(0, 3), (3, 10)]) == {(0, 3): [3, 2], (3, 10): [7, 2]}
 
     results, errors = [], []
 
     def caller():
         try:
             for _ in range(50):
-                results.append(run_chunks(lambda lo, hi: hi - lo, [(0, 4), (4, 10)]))
+                results.append(map_chunks(lambda lo, hi: hi - lo, [(0, 4), (4, 10)]))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -343,7 +345,7 @@ def test_run_chunks_nested_and_concurrent_calls_fall_back_to_the_caller():
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors and results == [[4, 6]] * 150
+    assert not errors and results == [{(0, 4): 4, (4, 10): 6}] * 150
 
 
 def test_pinned_workers_run_on_a_cpu_of_their_own():
@@ -358,9 +360,9 @@ def test_pinned_workers_run_on_a_cpu_of_their_own():
         pytest.skip("needs Linux and 2 CPUs")
     code = (
         "import json, os\n"
-        "from scratchnet.runtime.threads import run_chunks\n"
-        "cpus = run_chunks(lambda lo, hi: sorted(os.sched_getaffinity(0)), [(0, 1), (1, 2)])\n"
-        "print(json.dumps(cpus))"
+        "from scratchnet.runtime.threads import map_chunks\n"
+        "cpus = map_chunks(lambda lo, hi: sorted(os.sched_getaffinity(0)), [(0, 1), (1, 2)])\n"
+        "print(json.dumps(list(cpus.values())))"
     )
     env = {**os.environ, "SCRATCHNET_PIN_WORKERS": "1", "NUMBA_NUM_THREADS": "2"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -395,3 +397,31 @@ def test_conv_split_into_chunks_equals_one_chunk(batch, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     naive = naive_conv2d(x, weight, (1, 1), (1, 1)) + bias[:, None, None]
     np.testing.assert_allclose(whole[0], naive, rtol=1e-10, atol=1e-10)
+
+
+def test_num_threads_sets_the_callers_chunk_count_in_a_block_and_restores_it():
+    import threading
+
+    from scratchnet.runtime.threads import (
+        batch_chunks,
+        get_num_threads,
+        max_num_threads,
+        num_threads,
+    )
+
+    before = get_num_threads()
+    seen_by_another_thread = []
+    with num_threads(1):
+        assert get_num_threads() == 1 and batch_chunks(64) == [(0, 64)]
+        other = threading.Thread(target=lambda: seen_by_another_thread.append(get_num_threads()))
+        other.start()
+        other.join()
+    assert get_num_threads() == before
+    assert seen_by_another_thread == [max_num_threads()]  # Numba's count is per thread
+
+    with pytest.raises(RuntimeError), num_threads(1):
+        raise RuntimeError("restored on the way out")
+    assert get_num_threads() == before
+    for bad in (0, max_num_threads() + 1):
+        with pytest.raises(ValueError, match=f"between 1 and {max_num_threads()}"):
+            num_threads(bad).__enter__()

@@ -12,12 +12,14 @@ import numba
 import numpy as np
 import pytest
 
-import scratchnet.nn.conv as conv_module
 import scratchnet.nn.functional as F
+import scratchnet.nn.winograd as winograd_module
 from scratchnet import Tensor, nn
 from scratchnet.kernels import winograd as wg
 from scratchnet.kernels.winograd import AT, BT, NB, G
-from scratchnet.nn.conv import Conv2dFunction, Winograd3x3Function, choose_algorithm
+from scratchnet.nn.conv import Conv2dFunction, choose_algorithm
+from scratchnet.nn.winograd import Winograd3x3Function
+from scratchnet.runtime.threads import num_threads
 from tests.gradcheck import ErrorLog, gradcheck, relative_error
 
 DTYPES = [np.float32, np.float64]
@@ -318,10 +320,10 @@ def test_split_into_chunks_equals_one_chunk(monkeypatch):
     b = rng.standard_normal(4)
     dy = rng.standard_normal((batch, 4, 9, 8))
 
-    monkeypatch.setattr(conv_module, "batch_chunks", lambda n, min_chunk=8: [(0, n)])
+    monkeypatch.setattr(winograd_module, "batch_chunks", lambda n, min_chunk=8: [(0, n)])
     whole = winograd_run(x, w, b, dy)
     thirds = [(0, 10), (10, 29), (29, batch)]
-    monkeypatch.setattr(conv_module, "batch_chunks", lambda n, min_chunk=8: thirds)
+    monkeypatch.setattr(winograd_module, "batch_chunks", lambda n, min_chunk=8: thirds)
     split = winograd_run(x, w, b, dy)
     np.testing.assert_array_equal(split[1], whole[1])  # dx: per sample, the same arithmetic
     for got, want in zip(split, whole):
@@ -335,16 +337,12 @@ def test_two_threads_equal_one_thread():
     w = rng.standard_normal((4, 8, 3, 3))
     b = rng.standard_normal(4)
     dy = rng.standard_normal((batch, 4, 9, 8))
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        assert len(conv_module.batch_chunks(batch, min_chunk=NB)) == 1
+    with num_threads(1):
+        assert len(winograd_module.batch_chunks(batch, min_chunk=NB)) == 1
         one = winograd_run(x, w, b, dy)
-        numba.set_num_threads(2)
-        assert len(conv_module.batch_chunks(batch, min_chunk=NB)) == 2
+    with num_threads(2):
+        assert len(winograd_module.batch_chunks(batch, min_chunk=NB)) == 2
         two = winograd_run(x, w, b, dy)
-    finally:
-        numba.set_num_threads(before)
     np.testing.assert_array_equal(two[1], one[1])
     for got, want in zip(two, one):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

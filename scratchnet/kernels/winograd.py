@@ -23,7 +23,7 @@ kept, as at 7x7 and 14x14).
 
 This file holds the kernels that move data between image tiles and the transformed domain:
 the input transform (BT), the output transform (AT), and their transposes (B = BT.T and
-A = AT.T), which the backward pass needs. The layer (scratchnet/nn/conv.py,
+A = AT.T), which the backward pass needs. The layer (scratchnet/nn/winograd.py,
 Winograd3x3Function) composes them with the matrix products.
 
 Layout: the kernels work on a chunk of NB samples with the batch innermost, `(C, H, W, NB)`,

@@ -9,20 +9,9 @@ import numpy as np
 
 from scratchnet.kernels.im2col import output_size
 from scratchnet.kernels.pool import max_pool2d_backward, max_pool2d_forward
-from scratchnet.nn.conv import to_pair
 from scratchnet.nn.module import Module
+from scratchnet.nn.utils import IntPair, check_4d, to_pair
 from scratchnet.tensor import Context, Function, Tensor
-
-IntPair = int | tuple[int, int]
-
-
-def _check_4d(x: Tensor, caller: str) -> None:
-    if x.ndim != 4:
-        raise ValueError(
-            f"{caller} expects a 4-D input (N, C, H, W), got {x.ndim}-D input of shape "
-            f"{tuple(x.shape)}"
-        )
-
 
 # ---------------------------------------------------------------------------------------------
 # Max pooling
@@ -75,7 +64,7 @@ def _max_pool2d(x: Tensor, kernel_size: Any, stride: Any, padding: Any, caller: 
     kernel = to_pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else to_pair(stride, "stride")
     padding = to_pair(padding, "padding")
-    _check_4d(x, caller)
+    check_4d(x, caller)
     if min(kernel) < 1 or min(stride) < 1:
         raise ValueError(
             f"{caller}: kernel_size and stride must be at least 1, got {kernel} and {stride}"
@@ -183,7 +172,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | No
 
 
 def _adaptive_avg_pool2d(x: Tensor, output_size: Any, caller: str) -> Tensor:
-    _check_4d(x, caller)
+    check_4d(x, caller)
     H, W = x.shape[2:]
     if isinstance(output_size, int | np.integer):
         output_size = (output_size, output_size)

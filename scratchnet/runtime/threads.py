@@ -2,7 +2,7 @@
 
 scratchnet's parallelism is its own: each layer cuts its work into one chunk per thread (a
 range of samples, of channels, or of a flat array) and runs the chunks on a small pool of
-Python threads (`run_chunks`), each chunk a serial Numba kernel or a single-threaded BLAS
+Python threads (`map_chunks`), each chunk a serial Numba kernel or a single-threaded BLAS
 product that releases the GIL. Two other pools could compete for the cores and are kept out:
 
 - OpenBLAS's: its idle workers spin (busy-wait) for a while after each product. With the
@@ -17,7 +17,7 @@ So the default, applied when scratchnet is imported, is:
 
     BLAS threads       = 1         (each product runs on the calling thread: no spinning)
     scratchnet threads = Numba's thread count (all cores; NUMBA_NUM_THREADS overrides it,
-                         numba.set_num_threads or `set_num_threads` below change it)
+                         `set_num_threads` and the `num_threads` block below change it)
 
 A value the user gave in the environment wins: OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
 MKL_NUM_THREADS leave the BLAS alone, and SCRATCHNET_BLAS_THREADS sets it explicitly.
@@ -29,11 +29,16 @@ threadpoolctl installed, scratchnet leaves the BLAS as it is (set OPENBLAS_NUM_T
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import numba
+
+T = TypeVar("T")
+Chunk = tuple[int, int]  # [lo, hi): a range of samples, channels or elements
 
 _ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _limiter: Any = None  # the threadpoolctl limiter in force, kept alive so that it stays in force
@@ -65,16 +70,48 @@ def get_num_threads() -> int:
     return numba.get_num_threads()
 
 
+def max_num_threads() -> int:
+    """The most threads the layers can run on: the pool Numba started with (NUMBA_NUM_THREADS,
+    by default the number of cores)."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
 def set_num_threads(n: int, blas: int = 1) -> None:
     """Run the layers on n threads and the BLAS on `blas` threads (default 1).
 
-    n may not exceed the pool Numba started with (NUMBA_NUM_THREADS, by default the number
-    of cores).
+    n may not exceed max_num_threads(). The layers' count is the calling thread's own, as in
+    Numba: another thread keeps its setting.
     """
-    if n < 1 or blas < 1:
-        raise ValueError(f"thread counts must be at least 1, got n={n}, blas={blas}")
+    _check_num_threads(n)
+    if blas < 1:
+        raise ValueError(f"the BLAS thread count must be at least 1, got {blas}")
     numba.set_num_threads(n)
     _set_blas_threads(blas)
+
+
+@contextlib.contextmanager
+def num_threads(n: int) -> Iterator[None]:
+    """Run the layers called in this block on n threads, restoring the count on exit.
+
+    Only the calling thread's count changes (the BLAS is left alone). A server predicting one
+    image at a time uses num_threads(1): the handover to a second thread costs more than a
+    single image's layers take.
+    """
+    _check_num_threads(n)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _check_num_threads(n: int) -> None:
+    if not 1 <= n <= max_num_threads():
+        raise ValueError(
+            f"the thread count must be between 1 and {max_num_threads()} "
+            f"(NUMBA_NUM_THREADS), got {n}"
+        )
 
 
 def configure_default() -> None:
@@ -95,7 +132,7 @@ def configure_default() -> None:
 PARALLEL_MIN_WORK = 1 << 19
 
 
-def batch_chunks(n: int, min_chunk: int = 8) -> list[tuple[int, int]]:
+def batch_chunks(n: int, min_chunk: int = 8) -> list[Chunk]:
     """Cut range(n) into one [lo, hi) chunk per thread, each of at least min_chunk."""
     chunks = max(1, min(get_num_threads(), n // min_chunk))
     return [(n * i // chunks, n * (i + 1) // chunks) for i in range(chunks)]
@@ -162,7 +199,7 @@ def _pin_to_a_cpu_of_its_own(index: int) -> None:
 
 
 _workers: list[_Worker] = []
-_busy = threading.Lock()  # held while run_chunks uses the workers
+_busy = threading.Lock()  # held while map_chunks uses the workers
 
 
 def _after_fork_in_child() -> None:
@@ -175,19 +212,24 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def run_chunks(fn: Any, chunks: list[tuple[int, int]]) -> list[Any]:
-    """[fn(lo, hi) for (lo, hi) in chunks], the chunks on parallel threads.
+def map_chunks(fn: Callable[[int, int], T], chunks: Iterable[Chunk]) -> dict[Chunk, T]:
+    """{(lo, hi): fn(lo, hi) for (lo, hi) in chunks}, the chunks on parallel threads.
+
+    This is how a layer spreads its work: it writes what one chunk of samples (or channels,
+    or elements) computes as fn(lo, hi), and gets each chunk's result back under its bounds,
+    so that a backward pass can hand the same chunks what their forward kept.
 
     The first chunk runs on the calling thread, every other one on a worker thread of
     scratchnet's. The kernels inside fn are serial and release the GIL (Numba's nogil, NumPy's
     large operations), and the BLAS is single-threaded: each chunk keeps one core busy, with
     no thread of anyone's pool spinning while it waits. Idle workers sleep on a lock.
 
-    If the workers are busy (another thread is in run_chunks, or fn itself calls it), the
+    If the workers are busy (another thread is in map_chunks, or fn itself calls it), the
     chunks run one after the other on the calling thread.
     """
+    chunks = list(chunks)
     if len(chunks) == 1 or not _busy.acquire(blocking=False):
-        return [fn(lo, hi) for lo, hi in chunks]
+        return {(lo, hi): fn(lo, hi) for lo, hi in chunks}
     try:
         while len(_workers) < len(chunks) - 1:
             _workers.append(_Worker(len(_workers)))
@@ -206,12 +248,13 @@ def run_chunks(fn: Any, chunks: list[tuple[int, int]]) -> list[Any]:
         for _, error in outcomes:
             if error is not None:
                 raise error
-        return [first] + [result for result, _ in outcomes]
+        results = [first] + [result for result, _ in outcomes]
+        return dict(zip(chunks, results))
     finally:
         _busy.release()
 
 
-def parallel_for(fn: Any, n: int, work: int, min_chunk: int = 1) -> None:
+def parallel_for(fn: Callable[[int, int], Any], n: int, work: int, min_chunk: int = 1) -> None:
     """fn(lo, hi) over chunks of range(n), one per thread; one chunk when work is small.
 
     `work` is the number of elements the whole loop touches (compared with PARALLEL_MIN_WORK).
@@ -219,4 +262,4 @@ def parallel_for(fn: Any, n: int, work: int, min_chunk: int = 1) -> None:
     if work < PARALLEL_MIN_WORK:
         fn(0, n)
     else:
-        run_chunks(fn, batch_chunks(n, min_chunk))
+        map_chunks(fn, batch_chunks(n, min_chunk))
