@@ -7,6 +7,7 @@ prepared image of that digit (template matching), so its answers are known in ad
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -219,9 +220,49 @@ def test_corrupt_checkpoint(capsys, images, tmp_path):
 
 
 def test_model_flag_that_disagrees_with_the_checkpoint(capsys, checkpoint, images):
-    code, _, err = run(capsys, images["7"], "--checkpoint", checkpoint, "--model", "cnn")
+    code, out, err = run(capsys, images["7"], "--checkpoint", checkpoint, "--model", "cnn")
+    assert code == 2
+    assert out == ""
+    assert err.endswith("holds a linear model, not the cnn model it is loaded as\n")
+    code, _, _ = run(capsys, images["7"], "--checkpoint", checkpoint, "--model", "linear")
     assert code == 0
-    assert "--model cnn ignored" in err
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda p: os.mkfifo(p), "a named pipe (FIFO), not a regular file"),
+        (lambda p: os.symlink("/dev/zero", p), "a character device, not a regular file"),
+    ],
+    ids=["FIFO", "symlink to /dev/zero"],
+)
+def test_image_that_is_not_a_regular_file_is_refused_not_waited_on(
+    checkpoint, images, tmp_path, make, says
+):
+    path = tmp_path / "digit.png"
+    make(path)
+    command = [sys.executable, "-m", "scratchnet.predict", str(path), str(images["7"])]
+    result = subprocess.run(
+        [*command, "--checkpoint", str(checkpoint)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"error: {path}: cannot read the file: it is {says}\n"
+    assert "7 (confidence" in result.stdout  # the other image is still classified
+
+
+def test_json_is_valid_even_when_the_model_overflows(capsys, checkpoint, images, tmp_path):
+    from scratchnet.mnist.models import LinearClassifier
+
+    state = LinearClassifier().state_dict()
+    state["fc.weight"] = np.full((10, 784), 3e38, np.float32)  # finite, but logits overflow
+    path = save_checkpoint(tmp_path / "huge.npz", state, {"architecture": {"name": "linear"}})
+    code, out, err = run(capsys, images["7"], "--checkpoint", path, "--json")
+    assert code == 1
+    report = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert report["results"] == [
+        {"image": str(images["7"]), "error": "the model's output is not finite (NaN or infinity)"}
+    ]
+    assert err.count("\n") == 1
 
 
 def test_softmax_is_stable():

@@ -6,11 +6,12 @@ Both take images normalised as in training, `(pixels / 255 - 0.1307) / 0.3081`, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scratchnet import nn
-from scratchnet.checkpoint import CheckpointError, load_checkpoint
+from scratchnet.checkpoint import CheckpointError, CheckpointFile
 from scratchnet.nn import init
 from scratchnet.tensor import Tensor
 
@@ -101,6 +102,41 @@ class CNNClassifier(nn.Module):
 MODELS: dict[str, type[nn.Module]] = {"linear": LinearClassifier, "cnn": CNNClassifier}
 
 
+@dataclass(frozen=True)
+class Option:
+    """One constructor argument a checkpoint may set: its type and its range, low <= v <= high."""
+
+    kind: type
+    low: float
+    high: float
+
+    def problem(self, value: Any) -> str | None:
+        """Why value is refused, or None. bool is not an int here, though Python says it is."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number"
+        if self.kind is int and not isinstance(value, int):
+            return "must be an integer"
+        if not self.low <= value <= self.high:
+            return f"must be between {self.low:g} and {self.high:g}"
+        return None
+
+
+# What each constructor accepts from a checkpoint's "architecture.kwargs", checked before the
+# model is built: a crafted num_classes=10**12 must be refused, not allocated.
+# (tests/test_checkpoint.py checks that these names are the constructors' own.)
+OPTIONS: dict[str, dict[str, Option]] = {
+    "linear": {
+        "input_size": Option(int, 1, 784),
+        "num_classes": Option(int, 1, 1000),
+        "dropout_rate": Option(float, 0.0, 1.0),
+    },
+    "cnn": {
+        "num_classes": Option(int, 1, 1000),
+        "dropout_rate": Option(float, 0.0, 1.0),
+    },
+}
+
+
 def build_model(name: str, **kwargs: Any) -> nn.Module:
     """A freshly initialised model by name: "linear" or "cnn"."""
     if name not in MODELS:
@@ -108,18 +144,52 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the model a checkpoint describes, load its weights, and return it in eval mode."""
-    state, meta, _ = load_checkpoint(path)
-    arch = meta.get("architecture") or {}
-    name = arch.get("name")
-    if name not in MODELS:
-        raise CheckpointError(f"checkpoint {path} names an unknown architecture {name!r}")
-    model = build_model(name, **arch.get("kwargs", {}))
-    try:
-        model.load_state_dict(state)
-    except ValueError as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit {name}: {exc}") from None
+def check_architecture(architecture: Any, expected: str | None = None) -> tuple[str, dict]:
+    """(name, kwargs) of a checkpoint's "architecture" entry, or CheckpointError saying why not.
+
+    expected is the name the model is loaded as (the bundled "cnn", the server's "cnn"): a
+    linear checkpoint saved as cnn.npz is refused there.
+    """
+    if not isinstance(architecture, dict):
+        raise CheckpointError("names no architecture")
+    name = architecture.get("name")
+    if not isinstance(name, str) or name not in MODELS:
+        raise CheckpointError(
+            f"names an unknown architecture {name!r}: scratchnet has {', '.join(MODELS)}"
+        )
+    if expected is not None and name != expected:
+        raise CheckpointError(f"holds a {name} model, not the {expected} model it is loaded as")
+    kwargs = architecture.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"has {name} options that are not an object")
+    options = OPTIONS[name]
+    for key, value in kwargs.items():
+        if key not in options:
+            raise CheckpointError(
+                f"gives {name} an unknown option {key!r} (it takes {', '.join(options)})"
+            )
+        problem = options[key].problem(value)
+        if problem is not None:
+            raise CheckpointError(f"gives {name} option {key} = {value!r}: it {problem}")
+    return name, kwargs
+
+
+def load_model(path: str | Path, expected: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model a checkpoint describes, load its weights, and return it in eval mode.
+
+    Everything is checked before it is used (scratchnet.checkpoint, check_architecture): the
+    model is built only from accepted options, and the arrays are read only once their
+    headers match the model's state_dict. expected: see check_architecture.
+    """
+    with CheckpointFile(path) as checkpoint:
+        try:
+            name, kwargs = check_architecture(checkpoint.metadata.get("architecture"), expected)
+        except CheckpointError as exc:
+            raise CheckpointError(f"checkpoint {path} {exc}") from None
+        model = build_model(name, **kwargs)
+        state, _ = checkpoint.read(expected=model.state_dict())
+        meta = checkpoint.metadata
+    model.load_state_dict(state)
     model.eval()
     return model, meta
 
@@ -138,5 +208,5 @@ def load_pretrained(name: str) -> nn.Module:
             f"no bundled {name} model at {path}: train one with "
             f"`python -m scratchnet.train --model {name}`"
         )
-    model, _ = load_model(path)
+    model, _ = load_model(path, expected=name)
     return model

@@ -8,14 +8,16 @@ were), then through the bundled model, or the model of a checkpoint. For each on
 prints the predicted digit, its probability and the top-k table; `--visualize` also saves the
 28x28 input the model saw beside the ten probabilities, as a PNG.
 
-A file that cannot be used (missing, not an image, blank) gets a one-line error on stderr and
-the others are still classified. Exit status: 0 if every image was classified, 1 if any failed,
-2 if the model could not be loaded or the arguments are wrong.
+A file that cannot be used (missing, not a regular file, not an image, blank) gets a one-line
+error on stderr and the others are still classified. Exit status: 0 if every image was
+classified, 1 if any failed, 2 if the model could not be loaded or the arguments are wrong.
+`--json` output is always valid JSON: no NaN or Infinity.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import json
 import sys
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from scratchnet.checkpoint import CheckpointError, open_regular_file
 from scratchnet.mnist import imageprep
 from scratchnet.nn import Module
 from scratchnet.tensor import Tensor, no_grad
@@ -81,20 +84,22 @@ def predict_probabilities(model: Module, images28: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def load_classifier(model_name: str, checkpoint: str | None) -> tuple[Module, str, str]:
+def load_classifier(model_name: str | None, checkpoint: str | None) -> tuple[Module, str, str]:
     """The model to use, its architecture's name, and a short description for the output.
 
-    Raises FileNotFoundError (no bundled model yet, or no such checkpoint) and
-    scratchnet.checkpoint.CheckpointError (a ValueError) for a corrupt checkpoint.
+    model_name None means the bundled CNN, or whatever model the checkpoint holds; a name given
+    with a checkpoint must be the checkpoint's. Raises FileNotFoundError (no bundled model yet,
+    or no such checkpoint) and scratchnet.checkpoint.CheckpointError for a checkpoint refused.
     """
     from scratchnet.mnist import models
 
     if checkpoint is None:
-        return models.load_pretrained(model_name), model_name, f"{model_name} (bundled)"
+        name = model_name or "cnn"
+        return models.load_pretrained(name), name, f"{name} (bundled)"
     path = Path(checkpoint)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    model, meta = models.load_model(path)
+    model, meta = models.load_model(path, expected=model_name)
     name = str((meta.get("architecture") or {}).get("name", "?"))
     return model, name, f"{name} from {path}"
 
@@ -118,6 +123,7 @@ def format_text(prediction: Prediction, top_k: int) -> str:
 
 
 def to_json(prediction: Prediction, top_k: int) -> dict[str, Any]:
+    """One image's result as JSON-ready values (finite floats only: see main)."""
     if prediction.error is not None:
         return {"image": prediction.image, "error": prediction.error}
     return {
@@ -245,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_error(exc: OSError) -> str:
+    if exc.errno == errno.EFBIG:
+        return f"the file is larger than {MAX_FILE_BYTES // 2**20} MB"
     if isinstance(exc, FileNotFoundError):
         return "no such file"
     if isinstance(exc, IsADirectoryError):
@@ -258,11 +266,9 @@ def prepare(image: str) -> Prediction:
     """Read and prepare one image; problems become the prediction's error."""
     prediction = Prediction(image=image)
     try:
-        path = Path(image)
-        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
-            prediction.error = f"the file is larger than {MAX_FILE_BYTES // 2**20} MB"
-            return prediction
-        data = path.read_bytes()
+        # Only a regular file: a FIFO would block the read forever, /dev/zero never ends.
+        with open_regular_file(image, MAX_FILE_BYTES) as f:
+            data = f.read()
     except OSError as exc:
         prediction.error = _read_error(exc)
         return prediction
@@ -291,12 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
-        model, name, description = load_classifier(args.model or "cnn", args.checkpoint)
-    except (OSError, ValueError) as exc:  # FileNotFoundError, CheckpointError
+        model, _, description = load_classifier(args.model, args.checkpoint)
+    except (OSError, CheckpointError) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2
-    if args.checkpoint and args.model and args.model != name:
-        print(f"warning: --model {args.model} ignored: using {description}", file=sys.stderr)
 
     with warnings.catch_warnings():
         # Pillow warns about images over 89 megapixels; imageprep rejects them anyway.
@@ -306,7 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     if ready:
         probabilities = predict_probabilities(model, np.stack([p.input28 for p in ready]))
         for prediction, probs in zip(ready, probabilities):
-            prediction.probabilities = probs
+            if np.isfinite(probs).all():
+                prediction.probabilities = probs
+            else:  # finite weights can still overflow float32 on some input
+                prediction.error = "the model's output is not finite (NaN or infinity)"
+        ready = [p for p in ready if p.error is None]
 
     if args.visualize is not None and ready:
         paths = visualization_paths([p.image for p in ready], explicit, args.output_dir)
@@ -329,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         results = [to_json(p, args.top_k) for p in predictions]
-        print(json.dumps({"model": description, "results": results}, indent=2))
+        # allow_nan=False: Python would otherwise print NaN, which is not JSON.
+        print(json.dumps({"model": description, "results": results}, indent=2, allow_nan=False))
     else:
         blocks = [format_text(p, args.top_k) for p in predictions if p.error is None]
         if blocks:
