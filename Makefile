@@ -11,7 +11,7 @@ ifneq ($(wildcard $(MNIST_SHARED)/train-images-idx3-ubyte.gz),)
 export SCRATCHNET_MNIST_MIRRORS ?= file://$(MNIST_SHARED)
 endif
 
-.PHONY: install test test-all lint format train data run bench clean browser
+.PHONY: install test test-all lint format train data run bench clean browser node-tools lint-frontend
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,25 @@ browser:
 	  { (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 	    echo "chromium could not be installed: browser tests will be skipped"; }
 
+# The drawing page's linters (eslint, stylelint, prettier), pinned in package-lock.json. Only the
+# linting needs Node.js and npm: the page itself runs as it is, with no build step.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-tools:
+	@command -v npm >/dev/null 2>&1 || \
+	  { echo "make: npm not found: install Node.js 20 and npm to lint frontend/" >&2; exit 1; }
+	@$(MAKE) --no-print-directory $(NODE_STAMP)
+
+lint-frontend: node-tools
+	npm run --silent lint
+
 test: $(STAMP) browser
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory lint-frontend; \
+	  else echo "npm not found: skipping the drawing page's lint (eslint, stylelint, prettier)"; fi
 	$(PY) -m pytest
 
 test-all: $(STAMP) browser
@@ -36,10 +54,12 @@ test-all: $(STAMP) browser
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	@$(MAKE) --no-print-directory lint-frontend
 
-format: $(STAMP)
+format: $(STAMP) node-tools
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+	npm run --silent format
 
 data: $(STAMP)
 	$(PY) -m scratchnet.mnist.data
