@@ -4,9 +4,9 @@ A reverse-mode autograd whose backward passes are written by hand, Numba kernels
 hot loops, and the layers a modern MNIST CNN needs. The API follows PyTorch's names.
 """
 
-from scratchnet.runtime.allocator import tune_malloc
+from scratchnet.runtime import startup
 
-tune_malloc()  # before any array is allocated: see scratchnet/runtime/allocator.py
+startup.apply()  # before anything else: every import-time effect, listed in runtime/startup.py
 
 from scratchnet.nn.init import manual_seed  # noqa: E402
 from scratchnet.tensor import (  # noqa: E402

@@ -13,23 +13,10 @@ run the loops as ordinary Python and step through them.
 
 The kernels are serial. Their wrappers cut the work into one chunk per thread (a range of
 samples, channels or elements) and run the chunks on scratchnet's threads
-(scratchnet/runtime/threads.py); nogil lets the chunks run at the same time.
+(scratchnet/runtime/threads.py); nogil lets the chunks run at the same time. The settings
+these kernels rely on (the single-threaded BLAS, OpenMP's passive wait, where Numba caches
+them) are applied by scratchnet/runtime/startup.py, before any kernel module is imported.
 
 Import a kernel from its module (`from scratchnet.kernels.im2col import im2col`): re-exporting
 the functions here would hide the modules of the same name.
 """
-
-import os
-
-# Numba runs prange loops (left only in the augmentation kernel) on an OpenMP thread pool
-# whose idle workers, by default, spin for milliseconds after each parallel kernel, on the
-# very cores that the other threads need. Passive waiting hands the cores back at once. This
-# must be set before the OpenMP runtime starts, that is before the first parallel kernel
-# runs; a value already in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-# The BLAS runs single-threaded by default, so that it never spins against these kernels'
-# threads (see scratchnet/runtime/threads.py for the measurements and how to override it).
-from scratchnet.runtime.threads import configure_default
-
-configure_default()
