@@ -63,3 +63,32 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_constants_are_glibcs():
     assert allocator.M_TRIM_THRESHOLD == -1 and allocator.M_MMAP_THRESHOLD == -3
     assert allocator.MMAP_THRESHOLD == 32 * 1024 * 1024  # glibc's largest accepted value
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_release_free_memory_hands_the_held_memory_back():
+    """With the trim threshold at 1 GB, freed arrays stay in the process until
+    release_free_memory() hands them back."""
+    code = """
+import numpy as np
+import scratchnet
+from scratchnet.runtime.allocator import release_free_memory
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 // 2**20
+arrays = [np.ones(2_000_000, np.float32) for _ in range(50)]  # 400 MB in blocks of 8 MB
+peak = rss_mb()
+del arrays
+held = rss_mb()
+released = release_free_memory()
+print(peak, held, rss_mb(), released)
+"""
+    peak, held, after, released = run(code).split()
+    assert int(held) > int(peak) - 50, (peak, held)  # the tuning keeps the freed memory
+    assert int(after) < int(held) - 300, (held, after)
+    assert released == "True"
+
+
+def test_release_free_memory_is_a_no_op_elsewhere(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert allocator.release_free_memory() is False
