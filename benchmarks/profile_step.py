@@ -32,10 +32,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import scratchnet
-from scratchnet import optim
+from scratchnet import ops, optim
 from scratchnet.kernels import winograd
 from scratchnet.mnist.models import CNNClassifier
-from scratchnet.nn import activation, batchnorm, conv, pooling
+from scratchnet.nn import batchnorm, conv, pooling
 from scratchnet.nn.functional import cross_entropy
 from scratchnet.runtime.threads import blas_threads, get_num_threads
 from scratchnet.tensor import Function, Tensor
@@ -50,8 +50,8 @@ KERNELS = [
     (winograd, "output_transform_adjoint_into"),
     (winograd, "input_transform_adjoint_into"),
     (winograd, "unpack_into"),
-    (activation, "relu_forward"),
-    (activation, "relu_backward"),
+    (ops, "relu_forward"),
+    (ops, "relu_backward"),
     (pooling, "max_pool2d_forward"),
     (pooling, "max_pool2d_backward"),
     (batchnorm, "channel_mean_var"),

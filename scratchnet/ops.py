@@ -1,4 +1,4 @@
-"""The basic differentiable operations: elementwise arithmetic, matmul, reductions, reshapes.
+"""The engine's primitives: arithmetic, matmul, reductions, reshapes, ReLU and log-softmax.
 
 Each class is one operation, its forward and its hand-written backward a few lines apart. In
 every docstring, `dy` is the gradient of the loss with respect to the output y, and the backward
@@ -6,15 +6,20 @@ formulas give the gradient with respect to each input.
 
 Elementwise operations broadcast as NumPy does, so their backward sums dy back to each input's
 shape with `unbroadcast`.
+
+Tensor's operators and methods (`a + b`, `x.relu()`, `x.sum(1)`, ...) are the calls of these
+Functions, and are defined at the end of this file (`TensorMethods`).
 """
 
 from __future__ import annotations
 
 import math
+from types import FunctionType
 from typing import Any
 
 import numpy as np
 
+from scratchnet.kernels.activation import relu_backward, relu_forward
 from scratchnet.tensor import Context, Function, Tensor, unbroadcast
 
 
@@ -308,3 +313,165 @@ class Index(Function):
         dx = np.zeros(ctx.x_shape, dtype=ctx.dtype)
         np.add.at(dx, ctx.index, dy)
         return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# Activations
+# ---------------------------------------------------------------------------------------------
+
+
+class ReLU(Function):
+    """y = max(x, 0)
+
+    Backward: dx = dy where x > 0, else 0 (the subgradient at 0 is taken as 0, as in PyTorch).
+    y > 0 exactly where x > 0, so backward keeps y rather than x.
+    Shapes: any; y has x's shape.
+
+    Both passes are one-loop kernels (scratchnet/kernels/activation.py); the NumPy line each
+    replaces is beside its call.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.y = relu_forward(x)  # np.maximum(x, 0)
+        return ctx.y
+
+    @staticmethod
+    def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
+        return relu_backward(dy, ctx.y)  # dy * (ctx.y > 0)
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x, axis), computed as (x - max) - log(sum(exp(x - max))) for stability
+
+    Backward: dx = dy - softmax(x) * sum(dy, axis), with softmax(x) = exp(y).
+    Shapes: any; the softmax runs along `axis` (default: the last), y has x's shape.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        shifted = x - x.max(axis=axis, keepdims=True)
+        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.y, ctx.axis = y, axis
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
+        return dy - np.exp(ctx.y) * dy.sum(axis=ctx.axis, keepdims=True)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0), elementwise, as torch.relu."""
+    return ReLU.apply(x)
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """log(softmax(x)) along dim, computed stably, as torch.log_softmax."""
+    return LogSoftmax.apply(x, axis=dim)
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """softmax(x) = exp(log_softmax(x)) along dim, differentiable through both."""
+    return log_softmax(x, dim).exp()
+
+
+# ---------------------------------------------------------------------------------------------
+# Tensor's operators and methods
+# ---------------------------------------------------------------------------------------------
+
+
+class TensorMethods:
+    """Tensor's operators and methods: each one calls its Function above.
+
+    tensor.py cannot import this file, which builds on it, so these are copied onto Tensor
+    below, once, when scratchnet is imported. Chainer v1 adds Variable's operators the same
+    way (functions/basic_math.py), and so does PyTorch for much of torch.Tensor.
+    """
+
+    def __add__(self: Tensor, other: Any) -> Tensor:
+        return Add.apply(self, other)
+
+    def __radd__(self: Tensor, other: Any) -> Tensor:
+        return Add.apply(other, self)
+
+    def __sub__(self: Tensor, other: Any) -> Tensor:
+        return Sub.apply(self, other)
+
+    def __rsub__(self: Tensor, other: Any) -> Tensor:
+        return Sub.apply(other, self)
+
+    def __mul__(self: Tensor, other: Any) -> Tensor:
+        return Mul.apply(self, other)
+
+    def __rmul__(self: Tensor, other: Any) -> Tensor:
+        return Mul.apply(other, self)
+
+    def __truediv__(self: Tensor, other: Any) -> Tensor:
+        return Div.apply(self, other)
+
+    def __rtruediv__(self: Tensor, other: Any) -> Tensor:
+        return Div.apply(other, self)
+
+    def __matmul__(self: Tensor, other: Any) -> Tensor:
+        return MatMul.apply(self, other)
+
+    def __rmatmul__(self: Tensor, other: Any) -> Tensor:
+        return MatMul.apply(other, self)
+
+    def __neg__(self: Tensor) -> Tensor:
+        return Neg.apply(self)
+
+    def __getitem__(self: Tensor, index: Any) -> Tensor:
+        return Index.apply(self, index=index)
+
+    def exp(self: Tensor) -> Tensor:
+        return Exp.apply(self)
+
+    def log(self: Tensor) -> Tensor:
+        return Log.apply(self)
+
+    def relu(self: Tensor) -> Tensor:
+        return relu(self)
+
+    def log_softmax(self: Tensor, dim: int = -1) -> Tensor:
+        return log_softmax(self, dim)
+
+    def softmax(self: Tensor, dim: int = -1) -> Tensor:
+        return softmax(self, dim)
+
+    def sum(
+        self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Tensor:
+        return Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(
+        self: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Tensor:
+        return Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        return Reshape.apply(self, shape=shape)
+
+    def view(self: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
+        return self.reshape(*shape)
+
+    def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        return flatten(self, start_dim, end_dim)
+
+    def transpose(self: Tensor, *axes: int) -> Tensor:
+        return Transpose.apply(self, axes=axes or None)
+
+    @property
+    def T(self: Tensor) -> Tensor:
+        return Transpose.apply(self)
+
+
+def _install_tensor_methods() -> None:
+    for name, member in vars(TensorMethods).items():
+        if isinstance(member, FunctionType | property):
+            setattr(Tensor, name, member)
+
+
+_install_tensor_methods()

@@ -17,7 +17,7 @@ dL/dx = dL/dy * dy/dx, and `backward(ctx, dy)` computes exactly that product for
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -346,75 +346,11 @@ class Tensor:
                         stack.append((parent, False))
         return order
 
-    # -- operators ---------------------------------------------------------------------------
-    # The Functions live in scratchnet/ops.py; these methods only route to them.
-
-    def __add__(self, other: Any) -> Tensor:
-        return _ops().Add.apply(self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return _ops().Add.apply(other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return _ops().Sub.apply(self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return _ops().Sub.apply(other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return _ops().Mul.apply(self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return _ops().Mul.apply(other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return _ops().Div.apply(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return _ops().Div.apply(other, self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return _ops().MatMul.apply(self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return _ops().MatMul.apply(other, self)
-
-    def __neg__(self) -> Tensor:
-        return _ops().Neg.apply(self)
-
-    def __getitem__(self, index: Any) -> Tensor:
-        return _ops().Index.apply(self, index=index)
-
-    def exp(self) -> Tensor:
-        return _ops().Exp.apply(self)
-
-    def log(self) -> Tensor:
-        return _ops().Log.apply(self)
-
-    def relu(self) -> Tensor:
-        from scratchnet.nn.activation import relu
-
-        return relu(self)
-
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return _ops().Sum.apply(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return _ops().Mean.apply(self, axis=axis, keepdims=keepdims)
-
-    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
-        if len(shape) == 1 and not isinstance(shape[0], int):
-            shape = tuple(shape[0])
-        return _ops().Reshape.apply(self, shape=shape)
-
-    def view(self, *shape: int | Sequence[int]) -> Tensor:
-        return self.reshape(*shape)
-
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-        return _ops().flatten(self, start_dim, end_dim)
-
-    def transpose(self, *axes: int) -> Tensor:
-        return _ops().Transpose.apply(self, axes=axes or None)
+    # -- operators -------------------------------------------------------------------------
+    # The operators (+, -, *, /, @, [], unary -) and the differentiable methods (exp, log,
+    # relu, softmax, log_softmax, sum, mean, reshape, view, flatten, transpose, T) are the
+    # calls of the Functions in scratchnet/ops.py, which adds them to this class (see
+    # ops.TensorMethods: this file cannot import the one that builds on it).
 
     def argmax(self, axis: int | None = None) -> np.ndarray:
         return self.data.argmax(axis=axis)
@@ -429,17 +365,3 @@ class Tensor:
 def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     """Build a Tensor, as torch.tensor does."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
-
-
-def _ops() -> Any:
-    # ops.py imports this module, so the operator methods import it lazily.
-    from scratchnet import ops
-
-    return ops
-
-
-def iter_leaves(t: Tensor) -> Iterator[Tensor]:
-    """The leaves of t's graph that require a gradient (used by tests and debugging)."""
-    for node in t._topological_order():
-        if node._ctx is None:
-            yield node

@@ -155,3 +155,42 @@ def test_item_and_repr():
     t = Tensor(np.array([[2.5]]))
     assert t.item() == 2.5
     assert "tensor(" in repr(t)
+
+
+def test_operators_and_methods_route_to_the_ops_functions():
+    """ops.py adds Tensor's operators (tensor.py cannot import it): each one is there, and
+    each one builds the node of its Function."""
+    from scratchnet import ops
+
+    a = Tensor(np.array([[1.0, -2.0], [3.0, 4.0]]), requires_grad=True)
+    expected = {
+        ops.Add: (a + 1, 1 + a),
+        ops.Sub: (a - 1, 1 - a),
+        ops.Mul: (a * 2, 2 * a),
+        ops.Div: (a / 2, 2 / a),
+        ops.MatMul: (a @ a, np.eye(2) @ a),
+        ops.Neg: (-a,),
+        ops.Index: (a[0],),
+        ops.Exp: (a.exp(), a.softmax(0)),
+        ops.Log: (a.log(),),
+        ops.ReLU: (a.relu(),),
+        ops.LogSoftmax: (a.log_softmax(),),
+        ops.Sum: (a.sum(1),),
+        ops.Mean: (a.mean(),),
+        ops.Reshape: (a.reshape(4), a.view(1, 4), a.flatten()),
+        ops.Transpose: (a.T, a.transpose(1, 0)),
+    }
+    for fn, outputs in expected.items():
+        for out in outputs:
+            assert out._ctx.fn is fn
+    np.testing.assert_array_equal(a.relu().data, [[1.0, 0.0], [3.0, 4.0]])
+    np.testing.assert_allclose(a.softmax(1).data.sum(1), [1.0, 1.0])
+
+
+def test_a_fresh_process_importing_only_the_tensor_module_has_the_operators():
+    import subprocess
+
+    code = "from scratchnet.tensor import Tensor; print((Tensor([2.0]) * 3).relu().item())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "6.0"

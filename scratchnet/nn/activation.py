@@ -1,68 +1,14 @@
-"""ReLU and log-softmax."""
+"""ReLU as a layer. The operation itself is the engine's (scratchnet/ops.py: ReLU, relu)."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from scratchnet.kernels.activation import relu_backward, relu_forward
 from scratchnet.nn.module import Module
-from scratchnet.tensor import Context, Function, Tensor
-
-
-class ReLUFunction(Function):
-    """y = max(x, 0)
-
-    Backward: dx = dy where x > 0, else 0 (the subgradient at 0 is taken as 0, as in PyTorch).
-    y > 0 exactly where x > 0, so backward keeps y rather than x.
-    Shapes: any; y has x's shape.
-
-    Both passes are one-loop kernels (scratchnet/kernels/activation.py): the NumPy lines
-    they replace are np.maximum(x, 0) and dy * (y > 0).
-    """
-
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        y = relu_forward(x)
-        ctx.y = y
-        return y
-
-    @staticmethod
-    def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
-        return relu_backward(dy, ctx.y)
-
-
-def relu(x: Tensor) -> Tensor:
-    return ReLUFunction.apply(x)
+from scratchnet.ops import relu
+from scratchnet.tensor import Tensor
 
 
 class ReLU(Module):
+    """y = max(x, 0), elementwise, as torch.nn.ReLU."""
+
     def forward(self, x: Tensor) -> Tensor:
         return relu(x)
-
-
-class LogSoftmax(Function):
-    """y = x - logsumexp(x, axis), computed as (x - max) - log(sum(exp(x - max))) for stability
-
-    Backward: dx = dy - softmax(x) * sum(dy, axis), with softmax(x) = exp(y).
-    Shapes: any; the softmax runs along `axis` (default: the last), y has x's shape.
-    """
-
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray, axis: int = -1) -> np.ndarray:
-        shifted = x - x.max(axis=axis, keepdims=True)
-        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-        ctx.y, ctx.axis = y, axis
-        return y
-
-    @staticmethod
-    def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
-        return dy - np.exp(ctx.y) * dy.sum(axis=ctx.axis, keepdims=True)
-
-
-def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return LogSoftmax.apply(x, axis=dim)
-
-
-def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """softmax(x) = exp(log_softmax(x)), differentiable through both."""
-    return log_softmax(x, dim).exp()
