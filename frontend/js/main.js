@@ -28,10 +28,6 @@ import { buildBars, el, render, renderButtons } from "./view.js";
 const params = new URLSearchParams(location.search);
 const POLL_MS = clampInt(params.get("poll"), 250, 60000, 5000);
 
-// API base URL: ?api=... for this visit, else the saved setting, else the page's own origin
-// (or a local server when the page was opened from a file).
-const DEFAULT_BASE = location.protocol === "file:" ? "http://127.0.0.1:8000" : "";
-
 function initBrush() {
   const saved = clampInt(load(STORAGE_KEYS.brush), 1, 5, 3);
   el.brush.value = String(saved);
@@ -43,19 +39,21 @@ function initBrush() {
 }
 
 function initSettings() {
-  const base = normalizeBase(params.get("api") || load(STORAGE_KEYS.api) || DEFAULT_BASE);
+  // The API base URL: ?api=... for this visit, else the saved setting, else "" (the page's own
+  // origin: modules do not load from file://, so the page always comes from a server).
+  const base = normalizeBase(params.get("api") || load(STORAGE_KEYS.api) || "");
   setApiBase(base);
   el.apiInput.value = base;
   el.settingsForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    const base = normalizeBase(el.apiInput.value);
-    save(STORAGE_KEYS.api, base);
-    changeApiBase(base);
+    const typed = normalizeBase(el.apiInput.value);
+    save(STORAGE_KEYS.api, typed);
+    changeApiBase(typed);
   });
   el.apiReset.addEventListener("click", () => {
     save(STORAGE_KEYS.api, null);
     el.apiInput.value = "";
-    changeApiBase(DEFAULT_BASE);
+    changeApiBase("");
   });
 }
 
