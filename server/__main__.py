@@ -2,6 +2,7 @@
 
     python -m server --host 127.0.0.1 --port 8000 [--workers N] [--model-dir DIR]
                      [--max-upload-bytes N] [--cors-origins https://a.example,https://b.example]
+                     [--header-timeout S] [--body-timeout S] [--max-connections N] ...
 
 Every flag can also be set by its SCRATCHNET_* environment variable (see server/config.py); a
 flag wins over the variable. The chosen settings are written back to the environment so that
@@ -22,6 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
+import functools
 import sys
 
 from server.config import INFERENCE_MODES, ConfigError, ServerConfig
@@ -62,6 +64,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--numba-threads",
         type=int,
         help="Numba threads per prediction, 0 = all cores (SCRATCHNET_NUMBA_THREADS, 1)",
+    )
+    parser.add_argument(
+        "--max-decode-bytes",
+        type=int,
+        help="largest decoded image, width x height x bytes per pixel "
+        "(SCRATCHNET_MAX_DECODE_BYTES, 64 MiB)",
+    )
+    parser.add_argument(
+        "--decode-concurrency",
+        type=int,
+        help="large images decoded at once (SCRATCHNET_DECODE_CONCURRENCY, half the cores)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        help="seconds for a request line and headers (SCRATCHNET_HEADER_TIMEOUT, 10)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        help="seconds for a request body, after its headers (SCRATCHNET_BODY_TIMEOUT, 30)",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        help="seconds an idle keep-alive connection stays open (SCRATCHNET_KEEP_ALIVE_TIMEOUT, 5)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        help="connections at once, 503 beyond (SCRATCHNET_MAX_CONNECTIONS, 256)",
+    )
+    parser.add_argument(
+        "--max-header-bytes",
+        type=int,
+        help="largest request line plus headers (SCRATCHNET_MAX_HEADER_BYTES, 16 KiB)",
     )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (info)")
     parser.add_argument(
@@ -127,12 +165,21 @@ def main(argv: list[str] | None = None) -> int:
             max_image_pixels=args.max_image_pixels,
             inference_mode=args.inference_mode,
             numba_threads=args.numba_threads,
+            max_decode_bytes=args.max_decode_bytes,
+            decode_concurrency=args.decode_concurrency,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            keep_alive_timeout=args.keep_alive_timeout,
+            max_connections=args.max_connections,
+            max_header_bytes=args.max_header_bytes,
         )
     except ConfigError as exc:
         print(f"python -m server: {exc}", file=sys.stderr)
         return 2
 
     import uvicorn
+
+    from server.protocol import H11ProtocolWithHeaderTimeout
 
     os.environ.update(config.to_env())
     _listen_with_nodelay()
@@ -145,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         log_config=_log_config(args.log_level),
         log_level=args.log_level,
         access_log=not args.no_access_log,
+        # Slow or greedy clients: see server/protocol.py and server/README.md.
+        http=functools.partial(H11ProtocolWithHeaderTimeout, header_timeout=config.header_timeout),
+        timeout_keep_alive=config.keep_alive_timeout,
+        limit_concurrency=config.max_connections,
+        h11_max_incomplete_event_size=config.max_header_bytes,
     )
     return 0
 

@@ -37,24 +37,31 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 import scratchnet
 from scratchnet.mnist.imageprep import ImageError, ImageTooLargeError, NoInkError
 from server.config import ServerConfig
 from server.errors import (
     APIError,
-    BodySizeLimitMiddleware,
+    BodyLimitMiddleware,
     CatchAllMiddleware,
+    JSONCORSMiddleware,
     api_error_handler,
     http_exception_handler,
     internal_error_handler,
 )
-from server.inference import DEFAULT_MODEL, ModelRegistry, UnknownModelError
+from server.inference import (
+    DEFAULT_MODEL,
+    MODEL_NAMES,
+    ModelRegistry,
+    NonFiniteOutputError,
+    UnknownModelError,
+)
 from server.metrics import Metrics, MetricsMiddleware
 from server.openapi import build_openapi
 from server.params import (
@@ -69,6 +76,7 @@ from server.params import (
     top_k_from_json,
     wants_html,
 )
+from server.resources import DecodeBudget
 
 logger = logging.getLogger("server.app")
 
@@ -103,10 +111,15 @@ async def _predict(
     request: Request, image: bytes, model_type: str, top_k: int, preview: bool
 ) -> Response:
     registry = _registry(request)
+    budget: DecodeBudget = request.app.state.decode_budget
     try:
-        result = await _run(request, registry.predict, image, model_type, top_k, preview)
+        decoded_bytes = budget.decoded_bytes(image)  # from the header: no pixel decoded yet
+        async with budget.slot(decoded_bytes):
+            result = await _run(request, registry.predict, image, model_type, top_k, preview)
     except UnknownModelError as exc:
         raise _model_error(exc, 422) from None
+    except NonFiniteOutputError as exc:
+        raise APIError(503, "invalid_model_output", str(exc)) from None
     except ImageTooLargeError as exc:
         raise APIError(413, "image_too_large", str(exc)) from None
     except NoInkError as exc:
@@ -249,7 +262,9 @@ async def docs(request: Request) -> Response:
 
 async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
-    return Response(metrics.render(), headers={"Content-Type": metrics.content_type})
+    # In a thread: rendering holds the registry's lock and walks every series.
+    text = await run_in_threadpool(metrics.render)
+    return Response(text, headers={"Content-Type": metrics.content_type})
 
 
 async def frontend_missing(request: Request) -> Response:
@@ -266,6 +281,20 @@ async def frontend_missing(request: Request) -> Response:
 # ---------------------------------------------------------------------------------------------
 
 
+class FileStaticFiles(StaticFiles):
+    """StaticFiles that serves files only at their exact path.
+
+    Starlette normalises the path before looking it up, which drops a trailing slash:
+    `/static/index.html/` would serve index.html. Directories are never listed (html=False),
+    so a path ending in "/" names nothing here.
+    """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if scope["path"].endswith("/"):
+            raise HTTPException(404)
+        return await super().get_response(path, scope)
+
+
 def _routes(config: ServerConfig) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/", root, methods=["GET"]),
@@ -276,11 +305,12 @@ def _routes(config: ServerConfig) -> list[BaseRoute]:
         Route("/model/{model_type}/info", model_info, methods=["GET"]),
         Route("/openapi.json", openapi_schema, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
-        Mount("/docs/assets", StaticFiles(directory=STATIC_DIR), name="docs-assets"),
+        Mount("/docs/assets", FileStaticFiles(directory=STATIC_DIR), name="docs-assets"),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     if config.frontend_dir.is_dir():
-        routes.append(Mount("/static", StaticFiles(directory=config.frontend_dir), name="static"))
+        static = FileStaticFiles(directory=config.frontend_dir)
+        routes.append(Mount("/static", static, name="static"))
     else:
         logger.warning("frontend folder %s not found: / serves JSON only", config.frontend_dir)
         routes.append(Route("/static/{path:path}", frontend_missing, methods=["GET"]))
@@ -291,7 +321,8 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     """Build the app. Models load when its lifespan starts (uvicorn start-up, TestClient entry)."""
     config = ServerConfig.from_env() if config is None else config
     registry = ModelRegistry(config.model_dir, config.max_image_pixels, config.numba_threads)
-    metrics = Metrics()
+    metrics = Metrics(MODEL_NAMES)
+    routes = _routes(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -306,11 +337,12 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
 
     # Outermost first. CORS sits outside the error handling, so that error responses carry
     # the CORS headers too, and metrics outside everything, to count every response.
-    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
+    templates = [route.path for route in routes if isinstance(route, Route | Mount)]
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics, routes=templates)]
     if config.cors_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                JSONCORSMiddleware,
                 allow_origins=list(config.cors_origins),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Content-Type"],
@@ -319,11 +351,13 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         )
     middleware += [
         Middleware(CatchAllMiddleware),
-        Middleware(BodySizeLimitMiddleware, max_bytes=config.max_upload_bytes),
+        Middleware(
+            BodyLimitMiddleware, max_bytes=config.max_upload_bytes, timeout=config.body_timeout
+        ),
     ]
 
     app = Starlette(
-        routes=_routes(config),
+        routes=routes,
         middleware=middleware,
         exception_handlers={
             APIError: api_error_handler,
@@ -335,6 +369,9 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     app.state.config = config
     app.state.registry = registry
     app.state.metrics = metrics
+    app.state.decode_budget = DecodeBudget(
+        config.max_image_pixels, config.max_decode_bytes, config.decode_concurrency
+    )
     app.state.openapi = build_openapi(config)
     return app
 

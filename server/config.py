@@ -11,6 +11,13 @@
     max_image_pixels   SCRATCHNET_MAX_IMAGE_PIXELS      --max-image-pixels  16 megapixels
     inference_mode     SCRATCHNET_INFERENCE_MODE        --inference-mode    threadpool
     numba_threads      SCRATCHNET_NUMBA_THREADS         --numba-threads     1 (0: all cores)
+    max_decode_bytes   SCRATCHNET_MAX_DECODE_BYTES      --max-decode-bytes  64 MiB decoded
+    decode_concurrency SCRATCHNET_DECODE_CONCURRENCY    --decode-concurrency  half the cores
+    header_timeout     SCRATCHNET_HEADER_TIMEOUT        --header-timeout    10 s
+    body_timeout       SCRATCHNET_BODY_TIMEOUT          --body-timeout      30 s
+    keep_alive_timeout SCRATCHNET_KEEP_ALIVE_TIMEOUT    --keep-alive-timeout  5 s
+    max_connections    SCRATCHNET_MAX_CONNECTIONS       --max-connections   256
+    max_header_bytes   SCRATCHNET_MAX_HEADER_BYTES      --max-header-bytes  16 KiB
 
 The environment is also how `python -m server --workers N` hands the flags to its worker
 processes: uvicorn starts each worker from the import string `server.app:create_app`, and each
@@ -29,6 +36,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FRONTEND_DIR = REPO_ROOT / "frontend"
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 16_000_000
+DEFAULT_MAX_DECODE_BYTES = 64 * 1024 * 1024
+# Large decodes at once: half the cores (one on the 2-core machine), so that a flood of large
+# images leaves the other half to everything else. See server/resources.py.
+DEFAULT_DECODE_CONCURRENCY = max(1, (os.cpu_count() or 2) // 2)
 INFERENCE_MODES = ("threadpool", "inline")
 ENV_PREFIX = "SCRATCHNET_"
 
@@ -69,6 +80,20 @@ class ServerConfig:
     # Run one prediction per model at start-up, so that Numba compiles (or loads its cache)
     # before the first request instead of during it.
     warmup: bool = True
+    # Decoding memory: the largest decoded image (width x height x bytes per pixel, from the
+    # header), and how many large images decode at once.
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+    decode_concurrency: int = DEFAULT_DECODE_CONCURRENCY
+    # Slow clients (seconds): the request line and headers must arrive within header_timeout
+    # of the connection opening (or of the previous response), the body within body_timeout
+    # of the headers; an idle keep-alive connection is closed after keep_alive_timeout.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    # uvicorn's limit_concurrency (connections beyond it are answered 503) and
+    # h11_max_incomplete_event_size (request line plus headers).
+    max_connections: int = 256
+    max_header_bytes: int = 16 * 1024
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
@@ -86,6 +111,18 @@ class ServerConfig:
             raise ConfigError(
                 f"numba_threads must be 0 (all cores) or more, got {self.numba_threads}"
             )
+        for name in ("max_decode_bytes", "decode_concurrency", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_header_bytes < 1024:
+            raise ConfigError(
+                f"max_header_bytes must be at least 1024, got {self.max_header_bytes}"
+            )
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ConfigError(
+                    f"{name} must be a positive number of seconds, got {getattr(self, name)}"
+                )
         if self.inference_mode not in INFERENCE_MODES:
             raise ConfigError(
                 f"inference_mode must be one of {', '.join(INFERENCE_MODES)}, "
@@ -120,6 +157,8 @@ class ServerConfig:
 
 
 _INT_FIELDS = {"port", "workers", "max_upload_bytes", "max_image_pixels", "numba_threads"}
+_INT_FIELDS |= {"max_decode_bytes", "decode_concurrency", "max_connections", "max_header_bytes"}
+_FLOAT_FIELDS = {"header_timeout", "body_timeout", "keep_alive_timeout"}
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}
 _BOOL_WORDS |= {"0": False, "false": False, "no": False, "off": False}
 
@@ -131,6 +170,12 @@ def _convert(name: str, raw: str) -> Any:
         except ValueError:
             variable = ENV_PREFIX + name.upper()
             raise ConfigError(f"{variable} must be an integer, got {raw!r}") from None
+    if name in _FLOAT_FIELDS:
+        try:
+            return float(raw)
+        except ValueError:
+            variable = ENV_PREFIX + name.upper()
+            raise ConfigError(f"{variable} must be a number of seconds, got {raw!r}") from None
     if name == "warmup":
         if raw.lower() not in _BOOL_WORDS:
             raise ConfigError(f"{ENV_PREFIX}WARMUP must be true or false, got {raw!r}")

@@ -48,6 +48,17 @@ class UnknownModelError(LookupError):
         super().__init__(f"{message}; available models: {listing}")
 
 
+class NonFiniteOutputError(ArithmeticError):
+    """A model whose scores for an image are NaN or infinite: its weights are damaged."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"model {name!r} gave non-finite scores (NaN or infinity) for this image: "
+            "its checkpoint is probably damaged"
+        )
+
+
 @dataclass
 class LoadedModel:
     name: str
@@ -136,9 +147,13 @@ class ModelRegistry:
             status.error = f"checkpoint {status.path.name} could not be loaded: {reason}"
             logger.error("model %s not loaded: %s", status.name, exc)
             return
-        except Exception as exc:
-            # A bug in the model code must not keep the other model from serving.
-            status.error = f"model {status.name} could not be built: {type(exc).__name__}: {exc}"
+        except Exception:
+            # A bug in the model code must not keep the other model from serving. The client
+            # sees no exception class or internal message: the log has the traceback.
+            status.error = (
+                f"checkpoint {status.path.name} could not be loaded: the model could not be "
+                "built from it (the server log has the details)"
+            )
             logger.exception("model %s not loaded", status.name)
             return
         elapsed = time.perf_counter() - start
@@ -177,8 +192,8 @@ class ModelRegistry:
     ) -> dict[str, Any]:
         """Decode, prepare and classify one image. Blocking: call it from a worker thread.
 
-        Raises UnknownModelError, or an ImageError subclass from scratchnet.mnist.imageprep
-        (ImageDecodeError, ImageTooLargeError, NoInkError).
+        Raises UnknownModelError, NonFiniteOutputError, or an ImageError subclass from
+        scratchnet.mnist.imageprep (ImageDecodeError, ImageTooLargeError, NoInkError).
         """
         entry = self.get(model_name)
         image = imageprep.decode_image(image_bytes, max_pixels=self.max_image_pixels)
@@ -189,6 +204,10 @@ class ModelRegistry:
         logits = self._forward(entry.model, x)
         inference_ms = (time.perf_counter() - start) * 1000.0
 
+        # NaN or infinite scores mean nothing, and cannot be written as JSON. Finite scores
+        # give finite probabilities: softmax subtracts their maximum first.
+        if not np.isfinite(logits).all():
+            raise NonFiniteOutputError(entry.name)
         probabilities = softmax(logits.reshape(-1).astype(np.float64))
         order = sorted(range(len(probabilities)), key=lambda c: (-probabilities[c], c))
         result: dict[str, Any] = {

@@ -285,7 +285,7 @@ def test_metrics(client: TestClient, digit_png: bytes) -> None:
     assert 'route="/predict",status="200"' in text
     assert 'route="/model/{model_type}/info"' in text  # the template, not the raw path
     assert "/model/linear/info" not in text
-    assert 'route="<unmatched>",status="404"' in text
+    assert 'route="other",status="404"' in text  # an unmatched path
     assert "scratchnet_http_request_duration_seconds_bucket" in text
     assert 'scratchnet_predictions_total{model="linear",predicted_class=' in text
     assert 'scratchnet_model_load_seconds{model="linear"}' in text
