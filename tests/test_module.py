@@ -71,6 +71,31 @@ def test_named_parameters_and_buffers():
     assert "bn1.running_mean" in dict(model.named_buffers())
 
 
+def test_recurse_false_lists_a_modules_own_parameters_and_buffers_as_in_torch():
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    assert list(model.named_parameters(recurse=False)) == []
+    assert list(model.buffers(recurse=False)) == []
+    bn = model[1]
+    assert [name for name, _ in bn.named_parameters(recurse=False)] == ["weight", "bias"]
+    assert [p is bn.weight for p in bn.parameters(recurse=False)] == [True, False]
+    names = ["running_mean", "running_var", "num_batches_tracked"]
+    assert [name for name, _ in bn.named_buffers(recurse=False)] == names
+    assert next(bn.buffers(recurse=False)) is bn.running_mean
+    assert next(name for name, _ in model.named_buffers(prefix="model")) == "model.1.running_mean"
+    assert len(list(model.parameters())) == 4
+
+
+def test_loading_and_casting_keep_buffers_registered():
+    bn = nn.BatchNorm1d(2)
+    bn.load_state_dict({**bn.state_dict(), "running_mean": np.array([1.0, 2.0])})
+    assert bn.running_mean is dict(bn.named_buffers())["running_mean"]
+    np.testing.assert_array_equal(bn.running_mean, [1.0, 2.0])
+    assert bn.running_mean.dtype == np.float32
+    bn.double()
+    assert bn.running_mean.dtype == np.float64
+    assert bn.running_mean is dict(bn.named_buffers())["running_mean"]
+
+
 def test_repr_is_readable():
     text = repr(CNNClassifier())
     assert "(conv1): Conv2d(" in text

@@ -69,10 +69,6 @@ class Module:
             self.__dict__.setdefault("_none_params", set()).add(name)
         setattr(self, name, param)
 
-    def _set_buffer(self, name: str, array: np.ndarray) -> None:
-        self._buffers[name] = array
-        object.__setattr__(self, name, array)
-
     # -- forward -----------------------------------------------------------------------------
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -98,24 +94,32 @@ class Module:
     def named_children(self) -> Iterator[tuple[str, Module]]:
         yield from self._modules.items()
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        for module_name, module in self.named_modules(prefix):
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, parameter) of this module and, with recurse, of every submodule."""
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
             for name, param in module._parameters.items():
                 if param is not None:
                     yield (f"{module_name}.{name}" if module_name else name), param
 
-    def parameters(self) -> Iterator[Parameter]:
-        for _, param in self.named_parameters():
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, param in self.named_parameters(recurse=recurse):
             yield param
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
-        for module_name, module in self.named_modules(prefix):
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """(dotted name, buffer) of this module and, with recurse, of every submodule."""
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
             for name, buf in module._buffers.items():
                 if buf is not None:
                     yield (f"{module_name}.{name}" if module_name else name), buf
 
-    def buffers(self) -> Iterator[np.ndarray]:
-        for _, buf in self.named_buffers():
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
+        for _, buf in self.named_buffers(recurse=recurse):
             yield buf
 
     # -- modes and gradients -----------------------------------------------------------------
@@ -209,7 +213,7 @@ class Module:
                 param.data = value.astype(param.dtype, copy=True)
             else:
                 current = getattr(module, name)
-                module._set_buffer(name, value.astype(current.dtype, copy=True))
+                module.register_buffer(name, value.astype(current.dtype, copy=True))
 
     def to(self, dtype: Any) -> Module:
         """Cast floating parameters and buffers to dtype (np.float32 or np.float64)."""
@@ -220,7 +224,7 @@ class Module:
                     param.data = param.data.astype(dtype)
             for name, buf in list(module._buffers.items()):
                 if buf is not None and buf.dtype.kind == "f":
-                    module._set_buffer(name, buf.astype(dtype))
+                    module.register_buffer(name, buf.astype(dtype))
         return self
 
     def double(self) -> Module:
