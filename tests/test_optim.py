@@ -7,12 +7,12 @@ against torch.optim fed the same gradients, in float32 and float64.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
 
+from scratchnet.checkpoint import load_checkpoint, save_checkpoint
 from scratchnet.optim import (
     SGD,
     Adam,
@@ -22,9 +22,7 @@ from scratchnet.optim import (
     Optimizer,
     StepLR,
     clip_grad_norm_,
-    flatten_state_dict,
     lr_scheduler,
-    unflatten_state_dict,
 )
 from scratchnet.tensor import Tensor
 
@@ -473,14 +471,11 @@ def train(params, optimizer, scheduler, steps, start=0):
 
 
 def save_and_load_through_files(tmp_path, optimizer_state, scheduler_state):
-    """What a checkpoint module does: arrays to .npz, everything else to JSON."""
-    arrays, meta = flatten_state_dict(optimizer_state)
-    np.savez(tmp_path / "optim.npz", **arrays)
-    (tmp_path / "optim.json").write_text(json.dumps({"optim": meta, "sched": scheduler_state}))
-    loaded = json.loads((tmp_path / "optim.json").read_text())
-    with np.load(tmp_path / "optim.npz") as npz:
-        optimizer_state = unflatten_state_dict(npz, loaded["optim"])
-    return optimizer_state, loaded["sched"]
+    """What a training run's checkpoint does: scratchnet.checkpoint's file, and back."""
+    path = tmp_path / "run.npz"
+    save_checkpoint(path, {"weight": np.zeros(1)}, {"scheduler": scheduler_state}, optimizer_state)
+    _, metadata, optimizer_state = load_checkpoint(path)
+    return optimizer_state, metadata["scheduler"]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -16,7 +16,7 @@ from scratchnet.optim import lr_scheduler
 from scratchnet.optim.adam import Adam, AdamW
 from scratchnet.optim.clip import clip_grad_norm_
 from scratchnet.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR, StepLR
-from scratchnet.optim.optimizer import Optimizer, flatten_state_dict, unflatten_state_dict
+from scratchnet.optim.optimizer import Optimizer
 from scratchnet.optim.sgd import SGD
 
 __all__ = [
@@ -29,7 +29,5 @@ __all__ = [
     "Optimizer",
     "StepLR",
     "clip_grad_norm_",
-    "flatten_state_dict",
     "lr_scheduler",
-    "unflatten_state_dict",
 ]

@@ -19,9 +19,8 @@ as PyTorch does, so a checkpoint can be loaded into a fresh optimizer built over
     {"state": {0: {"step": 5, "exp_avg": ndarray, "exp_avg_sq": ndarray}, 1: {...}},
      "param_groups": [{"lr": 0.001, "betas": (0.9, 0.999), ..., "params": [0, 1]}]}
 
-Its leaves are NumPy arrays, Python scalars and short lists/tuples of scalars. The helpers
-`flatten_state_dict` / `unflatten_state_dict` split it into a flat dict of arrays (for np.savez)
-and a JSON-serialisable rest, and put it back together.
+Its leaves are NumPy arrays, Python scalars and short lists/tuples of scalars
+(scratchnet/checkpoint.py saves it beside the model's weights).
 """
 
 from __future__ import annotations
@@ -286,43 +285,4 @@ def _from_json(key: str, value: Any) -> Any:
     """Undo what a JSON round trip does to a param group: betas come back as a list."""
     if key == "betas" and isinstance(value, list):
         return tuple(value)
-    return value
-
-
-def flatten_state_dict(state_dict: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Split an optimizer state_dict into (arrays, meta) for `np.savez` plus `json.dump`.
-
-    arrays maps "state.<index>.<name>" to each state array; meta is the rest, with string keys,
-    lists instead of tuples and Python scalars only, so json.dumps(meta) works.
-    """
-    arrays: dict[str, np.ndarray] = {}
-    meta_state: dict[str, dict[str, Any]] = {}
-    for index, param_state in state_dict["state"].items():
-        meta_state[str(index)] = {}
-        for name, value in param_state.items():
-            if isinstance(value, np.ndarray):
-                arrays[f"state.{index}.{name}"] = value
-            else:
-                meta_state[str(index)][name] = _to_json(value)
-    meta_groups = [{k: _to_json(v) for k, v in g.items()} for g in state_dict["param_groups"]]
-    return arrays, {"state": meta_state, "param_groups": meta_groups}
-
-
-def unflatten_state_dict(arrays: Any, meta: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of `flatten_state_dict`. arrays may be a dict or the NpzFile of np.load."""
-    state: dict[int, dict[str, Any]] = {int(k): dict(v) for k, v in meta["state"].items()}
-    for key in arrays:
-        prefix, index, name = key.split(".", 2)
-        if prefix != "state":
-            raise ValueError(f"unexpected array {key!r} in an optimizer checkpoint")
-        state.setdefault(int(index), {})[name] = np.asarray(arrays[key])
-    groups = [{k: _from_json(k, v) for k, v in g.items()} for g in meta["param_groups"]]
-    return {"state": state, "param_groups": groups}
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_to_json(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
     return value
