@@ -36,6 +36,10 @@ class BatchNormFunction(Function):
         eval:     dx = weight * inv_std * dy      (mean and var are constants there)
 
     Shapes: x (N, C, ...), weight, bias, running_mean, running_var (C,) -> y of x's shape.
+
+    The per-channel sums and elementwise passes run as kernels (scratchnet/kernels/
+    batchnorm.py); beside each call is the NumPy line it computes, with x3 = x viewed as
+    (N, C, L) and the per-channel vectors broadcast as (C, 1).
     """
 
     @staticmethod
@@ -52,9 +56,9 @@ class BatchNormFunction(Function):
     ) -> np.ndarray:
         N, C = x.shape[:2]
         x3 = x.reshape(N, C, -1)
-        m = N * x3.shape[2]
+        m = x3.size // C
         if training:
-            mean, var = channel_mean_var(x3)
+            mean, var = channel_mean_var(x3)  # x3.mean((0, 2)), x3.var((0, 2))
             if running_mean is not None:
                 running_mean[...] = (1 - momentum) * running_mean + momentum * mean
             if running_var is not None:
@@ -64,7 +68,7 @@ class BatchNormFunction(Function):
             mean = running_mean.astype(np.float64)
             var = running_var.astype(np.float64)
         inv_std = 1.0 / np.sqrt(var + eps)
-        y = normalize(x3, mean, weight * inv_std, bias)
+        y = normalize(x3, mean, weight * inv_std, bias)  # (x3 - mean) * weight * inv_std + bias
 
         ctx.x3, ctx.mean, ctx.inv_std, ctx.weight = x3, mean, inv_std, weight
         ctx.training, ctx.x_shape = training, x.shape
@@ -73,41 +77,38 @@ class BatchNormFunction(Function):
     @staticmethod
     def backward(ctx: Context, dy: np.ndarray) -> tuple[Any, Any, Any]:
         x3, mean, inv_std, weight = ctx.x3, ctx.mean, ctx.inv_std, ctx.weight
-        N, C, L = x3.shape
-        m = N * L
-        dy3 = dy.reshape(N, C, L)
+        m = x3.size // x3.shape[1]
+        dy3 = dy.reshape(x3.shape)
         needs = ctx.needs_input_grad
 
-        dx = dweight = dbias = None
-        if not ctx.training and needs[0]:
-            # mean and var are the running statistics, constants: y is affine in x.
-            zeros = np.zeros(C)
-            dx = normalize(dy3, zeros, weight * inv_std, zeros).reshape(ctx.x_shape)
-        if not (ctx.training or needs[1] or needs[2]):
-            return dx, dweight, dbias
+        dx = sum_dy = sum_dy_xhat = None
+        if ctx.training or needs[1] or needs[2]:
+            # NumPy: sum_dy = dy3.sum((0, 2)), sum_dy_xmu = (dy3 * (x3 - mean)).sum((0, 2))
+            sum_dy, sum_dy_xmu = channel_grad_sums(dy3, x3, mean)
+            sum_dy_xhat = sum_dy_xmu * inv_std
 
-        sum_dy, sum_dy_xmu = channel_grad_sums(dy3, x3, mean)
-        sum_dy_xhat = sum_dy_xmu * inv_std
-        if needs[1]:
-            dweight = sum_dy_xhat.astype(weight.dtype)
-        if needs[2]:
-            dbias = sum_dy.astype(weight.dtype)
-        if not (ctx.training and needs[0]):
-            return dx, dweight, dbias
+        if needs[0] and ctx.training:
+            # Step by step, as in "Deep Learning from Scratch" (xmu = x - mean, per channel):
+            #   dxhat = dy * weight
+            #   dvar  = sum(dxhat * xmu) * (-1/2) * inv_std**3
+            #   dmean = -sum(dxhat) * inv_std + dvar * mean(-2 * xmu)     (the last term is 0)
+            #   dx    = dxhat * inv_std + dvar * 2 * xmu / m + dmean / m
+            # Substituting xhat = xmu * inv_std, the three terms collect into
+            #   dx    = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),
+            # and weight, constant over the channel, factors out of dxhat:
+            #   dx    = weight * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat))
+            mean_dy, mean_dy_xhat = sum_dy / m, sum_dy_xhat / m
+            # NumPy: dx = weight * inv_std * (dy3 - mean_dy - (x3 - mean) * inv_std * mean_dy_xhat)
+            dx = normalize_backward(dy3, x3, mean, inv_std, weight * inv_std, mean_dy, mean_dy_xhat)
+        elif needs[0]:
+            # Evaluation: mean and var are the running statistics, constants, so y is affine.
+            zeros = np.zeros(x3.shape[1])
+            dx = normalize(dy3, zeros, weight * inv_std, zeros)  # dy3 * weight * inv_std
 
-        # Step by step, as in "Deep Learning from Scratch" (xmu = x - mean, per channel):
-        #   dxhat = dy * weight
-        #   dvar  = sum(dxhat * xmu) * (-1/2) * inv_std**3
-        #   dmean = -sum(dxhat) * inv_std + dvar * mean(-2 * xmu)     (the last term is 0)
-        #   dx    = dxhat * inv_std + dvar * 2 * xmu / m + dmean / m
-        # Substituting xhat = xmu * inv_std, the three terms collect into
-        #   dx    = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),
-        # and weight, constant over the channel, factors out of dxhat:
-        #   dx    = weight * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat))
-        mean_dy = sum_dy / m
-        mean_dy_xhat = sum_dy_xhat / m
-        dx = normalize_backward(dy3, x3, mean, inv_std, weight * inv_std, mean_dy, mean_dy_xhat)
-        return dx.reshape(ctx.x_shape), dweight, dbias
+        dx = dx.reshape(ctx.x_shape) if needs[0] else None
+        dweight = sum_dy_xhat.astype(weight.dtype) if needs[1] else None  # sum(dy * xhat)
+        dbias = sum_dy.astype(weight.dtype) if needs[2] else None  # sum(dy)
+        return dx, dweight, dbias
 
 
 def batch_norm(
