@@ -1,0 +1,481 @@
+"""Export a trained MNIST model to ONNX or safetensors, and read a safetensors file back.
+
+    python -m scratchnet.export CHECKPOINT --format onnx|safetensors -o FILE
+    python -m scratchnet.export --model cnn|linear --format onnx|safetensors -o FILE
+
+ONNX (opset 17, IR version 8: onnxruntime 1.14 and later run it)
+    input   "input": float32 (N, 1, 28, 28), normalised as in training,
+            x = (pixels / 255 - 0.1307) / 0.3081; N is dynamic
+    output  "logits": float32 (N, num_classes)
+    The graph is the model's forward in eval mode, op for op: Conv, BatchNormalization with
+    the running statistics, MaxPool before Relu (as CNNClassifier.forward orders them),
+    GlobalAveragePool, Flatten, Gemm. Dropout is absent: in eval mode it is the identity.
+    The weights are initializers named by their state_dict keys (conv1.weight, ...), and the
+    checkpoint's metadata is the JSON text of metadata_props["scratchnet"].
+
+safetensors
+    The state_dict under its keys, which are PyTorch's (conv1.weight, bn1.running_var,
+    bn1.num_batches_tracked, ...), so safetensors.torch.load_file(path) gives a dict that
+    reference.models' twin takes with load_state_dict(strict=True). The header's
+    __metadata__ (string values only, as the format requires) is
+        {"format": "pt", "scratchnet": the checkpoint's metadata as JSON}
+    ("format": "pt" is what Hugging Face's loaders look for). load_safetensors, and so
+    scratchnet.mnist.models.load_model, reads it back with a checkpoint's checks.
+
+Neither format involves pickle. The `export` extra's packages (onnx, onnxruntime,
+safetensors) are imported only inside the functions that use them, so that
+`import scratchnet` never needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scratchnet import nn
+from scratchnet.checkpoint import (
+    MAX_FILE_BYTES,
+    MAX_JSON_BYTES,
+    CheckpointError,
+    atomic_write_bytes,
+    open_regular_file,
+    parse_json,
+)
+from scratchnet.mnist import models
+from scratchnet.nn.utils import to_pair
+
+OPSET = 17
+IR_VERSION = 8  # the IR version of opset 17; newer IR versions shut out older runtimes
+INPUT = "input"
+OUTPUT = "logits"
+FORMATS = {"onnx": ".onnx", "safetensors": ".safetensors"}  # format -> file suffix
+METADATA_KEY = "scratchnet"
+
+# safetensors' dtype codes for the dtypes a state_dict holds.
+SAFETENSORS_DTYPES = {
+    "F16": np.dtype(np.float16),
+    "F32": np.dtype(np.float32),
+    "F64": np.dtype(np.float64),
+    "I8": np.dtype(np.int8),
+    "I16": np.dtype(np.int16),
+    "I32": np.dtype(np.int32),
+    "I64": np.dtype(np.int64),
+    "U8": np.dtype(np.uint8),
+    "BOOL": np.dtype(np.bool_),
+}
+
+
+class ExportError(ValueError):
+    """A model, or a layer of it, that cannot be written in the requested format."""
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX
+# ---------------------------------------------------------------------------------------------
+
+
+class OnnxGraph:
+    """The nodes and initializers of an ONNX graph under construction.
+
+    Each node is named after the module it comes from ("conv1", "pool", "pool_1" for its
+    second use), so that the graph reads like the model's forward in Netron.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._module_names = {id(module): name for name, module in model.named_modules()}
+        self._used: set[str] = set()
+
+    def _fresh(self, base: str) -> str:
+        name, k = base, 0
+        while name in self._used:
+            k += 1
+            name = f"{base}_{k}"
+        self._used.add(name)
+        return name
+
+    def weight(self, key: str, array: np.ndarray) -> str:
+        """An initializer named key (a state_dict key), as float32 like the graph's input."""
+        from onnx import numpy_helper
+
+        data = np.asarray(array, dtype=np.float32, order="C")
+        self.initializers.append(numpy_helper.from_array(data, key))
+        return key
+
+    def node(self, op: str, inputs: list[str], base: str, output: str | None = None, **attrs):
+        """Append one node; its output is output, or a fresh name made from base."""
+        from onnx import helper
+
+        name = self._fresh(base if output is None else output)
+        self.nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def relu(self, x: str) -> str:
+        return self.node("Relu", [x], "relu")
+
+    def flatten(self, x: str) -> str:
+        """torch.flatten(x, 1): (N, C, H, W) -> (N, C*H*W)."""
+        return self.node("Flatten", [x], "flatten", axis=1)
+
+    def layer(self, module: nn.Module, x: str, output: str | None = None) -> str:
+        """The nodes of one module applied to the tensor named x; the name of the result."""
+        name = self._module_names.get(id(module), type(module).__name__)
+        emit = LAYERS.get(type(module))
+        if emit is None:
+            known = ", ".join(sorted(cls.__name__ for cls in LAYERS))
+            raise ExportError(
+                f"cannot export layer {name} ({type(module).__name__}) to ONNX: "
+                f"the exporter knows {known}"
+            )
+        return emit(self, name, module, x, output)
+
+    def chain(self, x: str, *modules: nn.Module) -> str:
+        for module in modules:
+            x = self.layer(module, x)
+        return x
+
+
+def _conv2d(graph: OnnxGraph, name: str, conv: nn.Conv2d, x: str, output: str | None) -> str:
+    inputs = [x, graph.weight(f"{name}.weight", conv.weight.data)]
+    if conv.bias is not None:
+        inputs.append(graph.weight(f"{name}.bias", conv.bias.data))
+    ph, pw = conv.padding
+    return graph.node(
+        "Conv",
+        inputs,
+        name,
+        output,
+        kernel_shape=list(conv.kernel_size),
+        strides=list(conv.stride),
+        pads=[ph, pw, ph, pw],
+    )
+
+
+def _batch_norm2d(
+    graph: OnnxGraph, name: str, bn: nn.BatchNorm2d, x: str, output: str | None
+) -> str:
+    """y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, per channel."""
+    if bn.running_mean is None:
+        raise ExportError(
+            f"cannot export layer {name} to ONNX: a BatchNorm2d without running statistics "
+            "normalises with each batch's own, even in eval mode"
+        )
+    if bn.weight is None:
+        raise ExportError(f"cannot export layer {name} to ONNX: BatchNorm2d with affine=False")
+    inputs = [
+        x,
+        graph.weight(f"{name}.weight", bn.weight.data),
+        graph.weight(f"{name}.bias", bn.bias.data),
+        graph.weight(f"{name}.running_mean", bn.running_mean),
+        graph.weight(f"{name}.running_var", bn.running_var),
+    ]
+    return graph.node("BatchNormalization", inputs, name, output, epsilon=float(bn.eps))
+
+
+def _max_pool2d(graph: OnnxGraph, name: str, pool: nn.MaxPool2d, x: str, output: str | None) -> str:
+    ph, pw = to_pair(pool.padding, "padding")
+    return graph.node(
+        "MaxPool",
+        [x],
+        name,
+        output,
+        kernel_shape=list(to_pair(pool.kernel_size, "kernel_size")),
+        strides=list(to_pair(pool.stride, "stride")),
+        pads=[ph, pw, ph, pw],
+    )
+
+
+def _adaptive_avg_pool2d(
+    graph: OnnxGraph, name: str, pool: nn.AdaptiveAvgPool2d, x: str, output: str | None
+) -> str:
+    if pool.output_size not in (1, (1, 1)):
+        raise ExportError(
+            f"cannot export layer {name} to ONNX: AdaptiveAvgPool2d only with output size "
+            f"(1, 1) (a global average), not {pool.output_size!r}"
+        )
+    return graph.node("GlobalAveragePool", [x], name, output)
+
+
+def _linear(graph: OnnxGraph, name: str, fc: nn.Linear, x: str, output: str | None) -> str:
+    """y = x @ weight.T + bias: Gemm with transB=1, since weight is (out, in) as in torch."""
+    inputs = [x, graph.weight(f"{name}.weight", fc.weight.data)]
+    if fc.bias is not None:
+        inputs.append(graph.weight(f"{name}.bias", fc.bias.data))
+    return graph.node("Gemm", inputs, name, output, transB=1)
+
+
+def _flatten(graph: OnnxGraph, name: str, flatten: nn.Flatten, x: str, output: str | None) -> str:
+    if (flatten.start_dim, flatten.end_dim) != (1, -1):
+        raise ExportError(
+            f"cannot export layer {name} to ONNX: Flatten only with start_dim=1, end_dim=-1"
+        )
+    return graph.flatten(x)
+
+
+def _relu(graph: OnnxGraph, name: str, relu: nn.ReLU, x: str, output: str | None) -> str:
+    return graph.node("Relu", [x], name, output)
+
+
+def _dropout(graph: OnnxGraph, name: str, dropout: nn.Dropout, x: str, output: str | None) -> str:
+    """In eval mode dropout passes x through: no node."""
+    return x
+
+
+LAYERS: dict[type, Callable[..., str]] = {
+    nn.Conv2d: _conv2d,
+    nn.BatchNorm2d: _batch_norm2d,
+    nn.MaxPool2d: _max_pool2d,
+    nn.AdaptiveAvgPool2d: _adaptive_avg_pool2d,
+    nn.Linear: _linear,
+    nn.Flatten: _flatten,
+    nn.ReLU: _relu,
+    nn.Dropout: _dropout,
+}
+
+
+def _linear_classifier_graph(graph: OnnxGraph, model: models.LinearClassifier) -> str:
+    """LinearClassifier.forward on an image batch: flatten, dropout, fc."""
+    if model.input_size != 28 * 28:
+        raise ExportError(
+            f"cannot export this LinearClassifier to ONNX: it takes {model.input_size} features, "
+            "not a 1x28x28 image"
+        )
+    x = graph.chain(INPUT, model.flatten, model.dropout)
+    return graph.layer(model.fc, x, output=OUTPUT)
+
+
+def _cnn_classifier_graph(graph: OnnxGraph, model: models.CNNClassifier) -> str:
+    """CNNClassifier.forward, op for op, including its pool-then-ReLU order."""
+    x = graph.relu(graph.chain(INPUT, model.conv1, model.bn1, model.pool))
+    x = graph.relu(graph.chain(x, model.conv2, model.bn2, model.pool))
+    x = graph.layer(model.global_pool, graph.relu(graph.chain(x, model.conv3, model.bn3)))
+    x = graph.flatten(x)
+    x = graph.relu(graph.chain(x, model.dropout, model.fc1))
+    return graph.layer(model.fc2, graph.layer(model.dropout, x), output=OUTPUT)
+
+
+GRAPHS: dict[type, Callable[..., str]] = {
+    models.LinearClassifier: _linear_classifier_graph,
+    models.CNNClassifier: _cnn_classifier_graph,
+}
+
+
+def to_onnx(model: nn.Module, metadata: Mapping[str, Any] | None = None) -> Any:
+    """The onnx.ModelProto of model's eval-mode forward (see the module docstring), checked."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    build = GRAPHS.get(type(model))
+    if build is None:
+        known = ", ".join(cls.__name__ for cls in GRAPHS)
+        raise ExportError(
+            f"cannot export a {type(model).__name__} to ONNX: the exporter knows {known}"
+        )
+    graph = OnnxGraph(model)
+    build(graph, model)
+
+    num_classes = int(model.num_classes)
+    onnx_graph = helper.make_graph(
+        graph.nodes,
+        type(model).__name__,
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", num_classes])],
+        graph.initializers,
+        doc_string="input: MNIST digits normalised as (pixels / 255 - 0.1307) / 0.3081",
+    )
+    proto = helper.make_model(
+        onnx_graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="scratchnet",
+        ir_version=IR_VERSION,
+    )
+    if metadata is not None:
+        helper.set_model_props(proto, {METADATA_KEY: _metadata_json(metadata)})
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise ExportError(
+            f"the ONNX graph of {type(model).__name__} is invalid: {first_line}"
+        ) from None
+    return proto
+
+
+def _metadata_json(metadata: Mapping[str, Any]) -> str:
+    """The checkpoint metadata as JSON, without "format", which names the .npz container."""
+    return json.dumps({k: v for k, v in metadata.items() if k != "format"})
+
+
+# ---------------------------------------------------------------------------------------------
+# safetensors
+# ---------------------------------------------------------------------------------------------
+
+
+def safetensors_bytes(model: nn.Module, metadata: Mapping[str, Any]) -> bytes:
+    """The bytes of a .safetensors file of model's state_dict (see the module docstring)."""
+    from safetensors.numpy import save
+
+    tensors = {key: np.asarray(value, order="C") for key, value in model.state_dict().items()}
+    return save(tensors, metadata={"format": "pt", METADATA_KEY: _metadata_json(metadata)})
+
+
+def _read_header(data: bytes, path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file: an 8-byte little-endian length, then the JSON."""
+    if len(data) < 8:
+        raise CheckpointError(f"checkpoint {path} is not a safetensors file: it is too short")
+    length = int.from_bytes(data[:8], "little")
+    if length > min(len(data) - 8, MAX_JSON_BYTES):
+        raise CheckpointError(
+            f"checkpoint {path} is not a safetensors file: its header length {length:,} "
+            "does not fit in the file"
+        )
+    header = parse_json(data[8 : 8 + length], f"checkpoint {path} header")
+    if not isinstance(header, dict):
+        raise CheckpointError(f"checkpoint {path} is not a safetensors file: bad header")
+    return header
+
+
+def _check_fits(header: Mapping[str, Any], expected: Mapping[str, np.ndarray], path: Path) -> None:
+    """Raise unless the header's tensors have exactly expected's keys, shapes and dtypes."""
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected)}")
+        raise CheckpointError(f"checkpoint {path} does not fit the model: {'; '.join(parts)}")
+    for key, value in expected.items():
+        info = header[key]
+        want = np.asarray(value)
+        dtype = SAFETENSORS_DTYPES.get(info.get("dtype")) if isinstance(info, dict) else None
+        shape = tuple(info.get("shape", ())) if isinstance(info, dict) else None
+        if shape != want.shape or dtype != want.dtype:
+            found = f"{info.get('dtype')} of shape {shape}" if isinstance(info, dict) else info
+            raise CheckpointError(
+                f"checkpoint {path} does not fit the model: {key} is {found}, "
+                f"the model expects {want.dtype} of shape {want.shape}"
+            )
+
+
+def load_safetensors(
+    path: str | Path, expected: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode, metadata) of a .safetensors file written by safetensors_bytes.
+
+    The checks of a checkpoint (scratchnet.checkpoint, models.load_model): a regular file of
+    bounded size, bounded JSON, a known architecture with accepted options (expected: see
+    models.check_architecture), the model's keys, shapes and dtypes, all read from the header
+    before the tensors are decoded, and finite floats. Every refusal is a CheckpointError.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    path = Path(path)
+    try:
+        with open_regular_file(path, MAX_FILE_BYTES) as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} is missing") from None
+    except OSError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be opened: {exc.strerror or exc}"
+        ) from None
+
+    header = _read_header(data, path)
+    strings = header.pop("__metadata__", None)
+    if not isinstance(strings, dict) or not isinstance(strings.get(METADATA_KEY), str):
+        raise CheckpointError(
+            f"checkpoint {path} has no scratchnet metadata: it was not written by "
+            "`python -m scratchnet.export`"
+        )
+    metadata = parse_json(strings[METADATA_KEY].encode(), f"checkpoint {path} metadata")
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"checkpoint {path} has metadata that is not an object")
+    try:
+        name, kwargs = models.check_architecture(metadata.get("architecture"), expected)
+    except CheckpointError as exc:
+        raise CheckpointError(f"checkpoint {path} {exc}") from None
+
+    model = models.build_model(name, **kwargs)
+    _check_fits(header, model.state_dict(), path)
+    try:
+        state = load(data)
+    except SafetensorError as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt: {exc}") from None
+    for key, array in state.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise CheckpointError(
+                f"checkpoint {path} holds non-finite values (NaN or infinity) in {key}"
+            )
+    model.load_state_dict(state)
+    model.eval()
+    return model, metadata
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------------------------
+
+
+def export_bytes(model: nn.Module, metadata: Mapping[str, Any], fmt: str) -> bytes:
+    """The file's bytes of model in format fmt ("onnx" or "safetensors")."""
+    if fmt == "onnx":
+        return to_onnx(model, metadata).SerializeToString()
+    if fmt == "safetensors":
+        return safetensors_bytes(model, metadata)
+    raise ExportError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scratchnet.export",
+        description="Export a trained model (a checkpoint, or a bundled model) to ONNX or "
+        "safetensors.",
+    )
+    parser.add_argument("checkpoint", nargs="?", help="a checkpoint (.npz or .safetensors)")
+    parser.add_argument("--model", choices=list(models.MODELS), help="a bundled model instead")
+    parser.add_argument("--format", required=True, choices=list(FORMATS), dest="fmt")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="the file to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 when the file was written, 2 for any error (one line on stderr)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.checkpoint is None) == (args.model is None):
+        parser.error("give either a CHECKPOINT or --model, not both or neither")
+    output: Path = args.output
+    suffix = FORMATS[args.fmt]
+    if output.suffix != suffix:
+        parser.error(f"-o {output}: a {args.fmt} export is written to a {suffix} file")
+    if not output.parent.is_dir():
+        print(f"error: the output folder {output.parent} does not exist", file=sys.stderr)
+        return 2
+    if output.is_dir():
+        print(f"error: {output} is a folder", file=sys.stderr)
+        return 2
+
+    path = args.checkpoint if args.model is None else models.pretrained_path(args.model)
+    try:
+        model, metadata = models.load_model(path, expected=args.model)
+        data = export_bytes(model, metadata, args.fmt)
+    except ValueError as exc:  # CheckpointError and ExportError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        atomic_write_bytes(output, data)
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {output} ({args.fmt}, {len(data):,} bytes)")
+    return 0
