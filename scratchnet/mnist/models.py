@@ -180,7 +180,12 @@ def load_model(path: str | Path, expected: str | None = None) -> tuple[nn.Module
     Everything is checked before it is used (scratchnet.checkpoint, check_architecture): the
     model is built only from accepted options, and the arrays are read only once their
     headers match the model's state_dict. expected: see check_architecture.
+    A `.safetensors` file (`python -m scratchnet.export`) goes to export.load_safetensors.
     """
+    if Path(path).suffix == ".safetensors":
+        from scratchnet.mnist.export import load_safetensors  # export imports this module
+
+        return load_safetensors(path, expected)
     with CheckpointFile(path) as checkpoint:
         try:
             name, kwargs = check_architecture(checkpoint.metadata.get("architecture"), expected)
