@@ -138,7 +138,7 @@ class ModelRegistry:
             return
         start = time.perf_counter()
         try:
-            model, metadata = load_model(status.path)
+            model, metadata = load_model(status.path, expected=status.name)
             if warmup:
                 self._forward(model, np.zeros((1, 1, 28, 28), dtype=np.float32))
         except (CheckpointError, OSError, ValueError) as exc:

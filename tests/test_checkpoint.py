@@ -353,3 +353,17 @@ def test_too_large_a_file_is_refused_unread(tmp_path, monkeypatch):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="is missing"):
         load_model(tmp_path / "none.npz")
+
+
+def test_server_refuses_a_linear_checkpoint_saved_as_cnn(tmp_path):
+    from server.inference import ModelRegistry
+
+    save_checkpoint(tmp_path / "cnn.npz", LinearClassifier().state_dict(), LINEAR)
+    registry = ModelRegistry(tmp_path, max_image_pixels=10**6)
+    registry.load_all(warmup=False)
+    status = registry.statuses["cnn"]
+    assert not status.loaded
+    assert status.error == (
+        "checkpoint cnn.npz could not be loaded: checkpoint cnn.npz holds a linear model, "
+        "not the cnn model it is loaded as"
+    )

@@ -431,7 +431,6 @@ def test_missing_model_is_503_and_others_still_serve(
     model_dir: Path, frontend_dir: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "linear.npz").write_bytes((model_dir / "linear.npz").read_bytes())
-    (tmp_path / "linear.json").write_text((model_dir / "linear.json").read_text())
     config = ServerConfig(model_dir=tmp_path, frontend_dir=frontend_dir)
     with TestClient(create_app(config), raise_server_exceptions=False) as tc:
         assert tc.get("/health").json()["models_loaded"] == ["linear"]
@@ -449,7 +448,6 @@ def test_corrupt_checkpoint_is_reported_not_fatal(
     model_dir: Path, frontend_dir: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "linear.npz").write_bytes(b"garbage")
-    (tmp_path / "linear.json").write_text((model_dir / "linear.json").read_text())
     config = ServerConfig(model_dir=tmp_path, frontend_dir=frontend_dir)
     with TestClient(create_app(config), raise_server_exceptions=False) as tc:
         health = tc.get("/health")
@@ -458,7 +456,7 @@ def test_corrupt_checkpoint_is_reported_not_fatal(
         assert tc.get("/", headers={"Accept": "application/json"}).status_code == 503
         models = {m["name"]: m for m in tc.get("/models").json()["models"]}
         assert models["linear"]["loaded"] is False
-        assert "SHA-256" in models["linear"]["error"]
+        assert "not a zip (.npz) archive" in models["linear"]["error"]
         assert str(tmp_path) not in models["linear"]["error"]  # no server paths to clients
         response = tc.post("/predict/base64", json={"image": DIGIT_B64, "model_type": "linear"})
         assert_error(response, 503, "model_not_loaded")
