@@ -19,24 +19,21 @@ small images, which the thread pool's 40 threads bound.
 
 glibc keeps freed heap memory for reuse (scratchnet raises its trim threshold to 1 GB at import,
 see scratchnet/runtime/allocator.py), so after a large decode the memory is handed back with
-malloc_trim: 2.2 GB stayed held after the flood without it.
+allocator.release_free_memory (malloc_trim): 2.2 GB stayed held after the flood without it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
 import io
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import anyio
 from PIL import Image, ImageMode
 from starlette.concurrency import run_in_threadpool
 
 from scratchnet.mnist.imageprep import FORMATS, ImageTooLargeError
+from scratchnet.runtime import allocator
 
 LARGE_DECODE = 1024 * 1024  # decoded bytes: about 512x512 RGB
 
@@ -116,29 +113,9 @@ class DecodeBudget:
             try:
                 yield
             finally:
-                await run_in_threadpool(trim_memory)
+                await run_in_threadpool(allocator.release_free_memory)
 
     @property
     def large_decodes(self) -> int:
         """How many large decodes hold a slot right now."""
         return self.concurrency - int(self._slots.value)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-        return None
-    trim.argtypes = (ctypes.c_size_t,)
-    trim.restype = ctypes.c_int
-    return trim
-
-
-def trim_memory() -> bool:
-    """Hand the heap's free pages back to the kernel (glibc's malloc_trim); False elsewhere."""
-    trim = _malloc_trim()
-    return trim is not None and trim(0) == 1

@@ -21,11 +21,11 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-import server.resources
+from scratchnet.runtime import allocator
 from server.app import create_app
 from server.config import ConfigError, ServerConfig
 from server.errors import BodyLimitMiddleware
-from server.resources import LARGE_DECODE, DecodeBudget, bytes_per_pixel, trim_memory
+from server.resources import LARGE_DECODE, DecodeBudget, bytes_per_pixel
 from tests.server.conftest import UPLOAD_LIMIT, draw_digit
 from tests.server.test_server_errors import assert_error, png_with_header_size
 
@@ -197,15 +197,11 @@ def test_memory_is_trimmed_after_large_decodes_only(
     fresh: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    monkeypatch.setattr(server.resources, "trim_memory", lambda: calls.append(1))
+    monkeypatch.setattr(allocator, "release_free_memory", lambda: calls.append(1))
     assert upload(fresh, png(280, 280)).status_code == 200
     assert calls == []
     assert upload(fresh, png(1200, 1200)).status_code == 200
     assert calls == [1]
-
-
-def test_trim_memory_runs_on_glibc() -> None:
-    assert isinstance(trim_memory(), bool)
 
 
 def test_decode_budget_semaphore_bounds_concurrent_holders() -> None:
@@ -337,10 +333,10 @@ def test_models_shows_the_checkpoint_error_and_no_exception_class(
     reason = str(refused.value).replace(f"{tmp_path}/", "")
 
     # The CNN's model code fails in a way the loader did not foresee.
-    def broken(path: Path):
+    def broken(path: Path, **kwargs: object):
         if path.name == "cnn.npz":
             raise TypeError("CNNClassifier.__init__() got an unexpected keyword argument 'x'")
-        return load_model(path)
+        return load_model(path, **kwargs)
 
     monkeypatch.setattr("server.inference.load_model", broken)
     (tmp_path / "cnn.npz").write_bytes(b"not read")
