@@ -29,12 +29,11 @@ from scratchnet.mnist.export import (  # noqa: E402
     OPSET,
     OUTPUT,
     ExportError,
-    load_safetensors,
     main,
-    safetensors_bytes,
     to_onnx,
 )
 from scratchnet.mnist.inference import logits  # noqa: E402
+from scratchnet.safetensors_file import safetensors_bytes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES = 1000
@@ -210,7 +209,7 @@ def linear_file(
     model = models.LinearClassifier()
     if metadata is None:
         metadata = {"architecture": {"name": "linear", "kwargs": {}}}
-    data = safetensors_bytes(model, metadata)
+    data = safetensors_bytes(model.state_dict(), metadata)
     if changes:
         tensors = dict(model.state_dict())
         for key, value in changes.items():
@@ -260,13 +259,13 @@ def nan_weight() -> np.ndarray:
     ],
     ids=["architecture", "option", "shape", "dtype", "missing", "unexpected", "nan"],
 )
-def test_load_safetensors_checks_like_a_checkpoint(tmp_path, make, match):
+def test_load_model_checks_safetensors_like_a_checkpoint(tmp_path, make, match):
     with pytest.raises(CheckpointError, match=match) as info:
-        load_safetensors(make(tmp_path))
+        models.load_model(make(tmp_path))
     one_line_error(str(info.value))
 
 
-def test_load_safetensors_refuses_broken_files(tmp_path):
+def test_load_model_refuses_broken_safetensors_files(tmp_path):
     good = linear_file(tmp_path).read_bytes()
     cases = {
         "truncated": (good[:-10], "corrupt"),

@@ -1,4 +1,4 @@
-"""Export a trained MNIST model to ONNX or safetensors, and read a safetensors file back.
+"""Export a trained MNIST model to ONNX or safetensors.
 
     python -m scratchnet.export CHECKPOINT --format onnx|safetensors -o FILE
     python -m scratchnet.export --model cnn|linear --format onnx|safetensors -o FILE
@@ -13,14 +13,12 @@ ONNX (opset 17, IR version 8: onnxruntime 1.14 and later run it)
     The weights are initializers named by their state_dict keys (conv1.weight, ...), and the
     checkpoint's metadata is the JSON text of metadata_props["scratchnet"].
 
-safetensors
+safetensors (scratchnet/safetensors_file.py)
     The state_dict under its keys, which are PyTorch's (conv1.weight, bn1.running_var,
     bn1.num_batches_tracked, ...), so safetensors.torch.load_file(path) gives a dict that
-    reference.models' twin takes with load_state_dict(strict=True). The header's
-    __metadata__ (string values only, as the format requires) is
-        {"format": "pt", "scratchnet": the checkpoint's metadata as JSON}
-    ("format": "pt" is what Hugging Face's loaders look for). load_safetensors, and so
-    scratchnet.mnist.models.load_model, reads it back with a checkpoint's checks.
+    reference.models' twin takes with load_state_dict(strict=True), and the checkpoint's
+    metadata in the header. scratchnet.mnist.models.load_model reads it back with a
+    checkpoint's checks.
 
 Neither format involves pickle. The `export` extra's packages (onnx, onnxruntime,
 safetensors) are imported only inside the functions that use them, so that
@@ -39,36 +37,16 @@ from typing import Any
 import numpy as np
 
 from scratchnet import nn
-from scratchnet.checkpoint import (
-    MAX_FILE_BYTES,
-    MAX_JSON_BYTES,
-    CheckpointError,
-    atomic_write_bytes,
-    open_regular_file,
-    parse_json,
-)
+from scratchnet.checkpoint import atomic_write_bytes
 from scratchnet.mnist import models
 from scratchnet.nn.utils import to_pair
+from scratchnet.safetensors_file import METADATA_KEY, safetensors_bytes
 
 OPSET = 17
 IR_VERSION = 8  # the IR version of opset 17; newer IR versions shut out older runtimes
 INPUT = "input"
 OUTPUT = "logits"
 FORMATS = {"onnx": ".onnx", "safetensors": ".safetensors"}  # format -> file suffix
-METADATA_KEY = "scratchnet"
-
-# safetensors' dtype codes for the dtypes a state_dict holds.
-SAFETENSORS_DTYPES = {
-    "F16": np.dtype(np.float16),
-    "F32": np.dtype(np.float32),
-    "F64": np.dtype(np.float64),
-    "I8": np.dtype(np.int8),
-    "I16": np.dtype(np.int16),
-    "I32": np.dtype(np.int32),
-    "I64": np.dtype(np.int64),
-    "U8": np.dtype(np.uint8),
-    "BOOL": np.dtype(np.bool_),
-}
 
 
 class ExportError(ValueError):
@@ -314,114 +292,6 @@ def _metadata_json(metadata: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# safetensors
-# ---------------------------------------------------------------------------------------------
-
-
-def safetensors_bytes(model: nn.Module, metadata: Mapping[str, Any]) -> bytes:
-    """The bytes of a .safetensors file of model's state_dict (see the module docstring)."""
-    from safetensors.numpy import save
-
-    tensors = {key: np.asarray(value, order="C") for key, value in model.state_dict().items()}
-    return save(tensors, metadata={"format": "pt", METADATA_KEY: _metadata_json(metadata)})
-
-
-def _read_header(data: bytes, path: Path) -> dict[str, Any]:
-    """The JSON header of a safetensors file: an 8-byte little-endian length, then the JSON."""
-    if len(data) < 8:
-        raise CheckpointError(f"checkpoint {path} is not a safetensors file: it is too short")
-    length = int.from_bytes(data[:8], "little")
-    if length > min(len(data) - 8, MAX_JSON_BYTES):
-        raise CheckpointError(
-            f"checkpoint {path} is not a safetensors file: its header length {length:,} "
-            "does not fit in the file"
-        )
-    header = parse_json(data[8 : 8 + length], f"checkpoint {path} header")
-    if not isinstance(header, dict):
-        raise CheckpointError(f"checkpoint {path} is not a safetensors file: bad header")
-    return header
-
-
-def _check_fits(header: Mapping[str, Any], expected: Mapping[str, np.ndarray], path: Path) -> None:
-    """Raise unless the header's tensors have exactly expected's keys, shapes and dtypes."""
-    missing = sorted(set(expected) - set(header))
-    unexpected = sorted(set(header) - set(expected))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {', '.join(unexpected)}")
-        raise CheckpointError(f"checkpoint {path} does not fit the model: {'; '.join(parts)}")
-    for key, value in expected.items():
-        info = header[key]
-        want = np.asarray(value)
-        dtype = SAFETENSORS_DTYPES.get(info.get("dtype")) if isinstance(info, dict) else None
-        shape = tuple(info.get("shape", ())) if isinstance(info, dict) else None
-        if shape != want.shape or dtype != want.dtype:
-            found = f"{info.get('dtype')} of shape {shape}" if isinstance(info, dict) else info
-            raise CheckpointError(
-                f"checkpoint {path} does not fit the model: {key} is {found}, "
-                f"the model expects {want.dtype} of shape {want.shape}"
-            )
-
-
-def load_safetensors(
-    path: str | Path, expected: str | None = None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode, metadata) of a .safetensors file written by safetensors_bytes.
-
-    The checks of a checkpoint (scratchnet.checkpoint, models.load_model): a regular file of
-    bounded size, bounded JSON, a known architecture with accepted options (expected: see
-    models.check_architecture), the model's keys, shapes and dtypes, all read from the header
-    before the tensors are decoded, and finite floats. Every refusal is a CheckpointError.
-    """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
-
-    path = Path(path)
-    try:
-        with open_regular_file(path, MAX_FILE_BYTES) as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} is missing") from None
-    except OSError as exc:
-        raise CheckpointError(
-            f"checkpoint {path} cannot be opened: {exc.strerror or exc}"
-        ) from None
-
-    header = _read_header(data, path)
-    strings = header.pop("__metadata__", None)
-    if not isinstance(strings, dict) or not isinstance(strings.get(METADATA_KEY), str):
-        raise CheckpointError(
-            f"checkpoint {path} has no scratchnet metadata: it was not written by "
-            "`python -m scratchnet.export`"
-        )
-    metadata = parse_json(strings[METADATA_KEY].encode(), f"checkpoint {path} metadata")
-    if not isinstance(metadata, dict):
-        raise CheckpointError(f"checkpoint {path} has metadata that is not an object")
-    try:
-        name, kwargs = models.check_architecture(metadata.get("architecture"), expected)
-    except CheckpointError as exc:
-        raise CheckpointError(f"checkpoint {path} {exc}") from None
-
-    model = models.build_model(name, **kwargs)
-    _check_fits(header, model.state_dict(), path)
-    try:
-        state = load(data)
-    except SafetensorError as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt: {exc}") from None
-    for key, array in state.items():
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise CheckpointError(
-                f"checkpoint {path} holds non-finite values (NaN or infinity) in {key}"
-            )
-    model.load_state_dict(state)
-    model.eval()
-    return model, metadata
-
-
-# ---------------------------------------------------------------------------------------------
 # The command line
 # ---------------------------------------------------------------------------------------------
 
@@ -431,7 +301,7 @@ def export_bytes(model: nn.Module, metadata: Mapping[str, Any], fmt: str) -> byt
     if fmt == "onnx":
         return to_onnx(model, metadata).SerializeToString()
     if fmt == "safetensors":
-        return safetensors_bytes(model, metadata)
+        return safetensors_bytes(model.state_dict(), metadata)
     raise ExportError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from scratchnet import nn
 from scratchnet.checkpoint import CheckpointError, CheckpointFile
 from scratchnet.nn import init
+from scratchnet.safetensors_file import SafetensorsFile
 from scratchnet.tensor import Tensor
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -180,13 +181,10 @@ def load_model(path: str | Path, expected: str | None = None) -> tuple[nn.Module
     Everything is checked before it is used (scratchnet.checkpoint, check_architecture): the
     model is built only from accepted options, and the arrays are read only once their
     headers match the model's state_dict. expected: see check_architecture.
-    A `.safetensors` file (`python -m scratchnet.export`) goes to export.load_safetensors.
+    A `.safetensors` file (`python -m scratchnet.export`) is read with the same checks.
     """
-    if Path(path).suffix == ".safetensors":
-        from scratchnet.mnist.export import load_safetensors  # export imports this module
-
-        return load_safetensors(path, expected)
-    with CheckpointFile(path) as checkpoint:
+    opener = SafetensorsFile if Path(path).suffix == ".safetensors" else CheckpointFile
+    with opener(path) as checkpoint:
         try:
             name, kwargs = check_architecture(checkpoint.metadata.get("architecture"), expected)
         except CheckpointError as exc:
