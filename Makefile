@@ -16,7 +16,7 @@ endif
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[train,server,reference,dev]'
+	$(PY) -m pip install --quiet -e '.[train,server,reference,dev,export]'
 	touch $(STAMP)
 
 install: $(STAMP)
