@@ -87,7 +87,9 @@ class OnnxGraph:
         self.initializers.append(numpy_helper.from_array(data, key))
         return key
 
-    def node(self, op: str, inputs: list[str], base: str, output: str | None = None, **attrs):
+    def node(
+        self, op: str, inputs: list[str], base: str, output: str | None = None, **attrs: Any
+    ) -> str:
         """Append one node; its output is output, or a fresh name made from base."""
         from onnx import helper
 
@@ -96,6 +98,7 @@ class OnnxGraph:
         return name
 
     def relu(self, x: str) -> str:
+        """x.relu(), which the models call as a method, not as an nn.ReLU module."""
         return self.node("Relu", [x], "relu")
 
     def flatten(self, x: str) -> str:
@@ -104,7 +107,7 @@ class OnnxGraph:
 
     def layer(self, module: nn.Module, x: str, output: str | None = None) -> str:
         """The nodes of one module applied to the tensor named x; the name of the result."""
-        name = self._module_names.get(id(module), type(module).__name__)
+        name = self._module_names[id(module)]
         emit = LAYERS.get(type(module))
         if emit is None:
             known = ", ".join(sorted(cls.__name__ for cls in LAYERS))
@@ -197,10 +200,6 @@ def _flatten(graph: OnnxGraph, name: str, flatten: nn.Flatten, x: str, output: s
     return graph.flatten(x)
 
 
-def _relu(graph: OnnxGraph, name: str, relu: nn.ReLU, x: str, output: str | None) -> str:
-    return graph.node("Relu", [x], name, output)
-
-
 def _dropout(graph: OnnxGraph, name: str, dropout: nn.Dropout, x: str, output: str | None) -> str:
     """In eval mode dropout passes x through: no node."""
     return x
@@ -213,7 +212,6 @@ LAYERS: dict[type, Callable[..., str]] = {
     nn.AdaptiveAvgPool2d: _adaptive_avg_pool2d,
     nn.Linear: _linear,
     nn.Flatten: _flatten,
-    nn.ReLU: _relu,
     nn.Dropout: _dropout,
 }
 
