@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     output: Path = args.output
     suffix = FORMATS[args.fmt]
     if output.suffix != suffix:
-        parser.error(f"-o {output}: a {args.fmt} export is written to a {suffix} file")
+        parser.error(f"-o {output}: {args.fmt} exports are written to {suffix} files")
     if not output.parent.is_dir():
         print(f"error: the output folder {output.parent} does not exist", file=sys.stderr)
         return 2
