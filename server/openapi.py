@@ -237,17 +237,25 @@ _PREDICT_ERRORS = {
         "The body is not valid multipart/JSON/base64, or the file is not an image PIL can "
         "read (not an image, truncated, unsupported format)."
     ),
+    "408": _error(
+        "The body did not arrive within the body timeout (request_timeout); the connection "
+        "is closed."
+    ),
     "413": _error(
         "The body is over the upload limit (payload_too_large), or the image's declared "
-        "dimensions are over the pixel limit (image_too_large: a decompression bomb is "
-        "rejected from its header, before any pixel is decoded)."
+        "dimensions or decoded size are over the pixel or decoded-bytes limit "
+        "(image_too_large: a decompression bomb is rejected from its header, before any "
+        "pixel is decoded)."
     ),
     "415": _error("Wrong Content-Type for this endpoint."),
     "422": _error(
         "A parameter is missing or invalid (validation_error, with `parameter`), the model is "
         "unknown (validation_error, with `available_models`), or the image has no ink (no_ink)."
     ),
-    "503": _error("The requested model exists but is not loaded on this server."),
+    "503": _error(
+        "The requested model exists but is not loaded on this server (model_not_loaded), or "
+        "its scores for this image are not finite: damaged weights (invalid_model_output)."
+    ),
 }
 
 
