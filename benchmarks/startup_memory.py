@@ -46,7 +46,7 @@ print(f"{imported - start:.3f} {done - start:.3f}")
 TRAIN_RUN = """
 import json, resource, sys, tempfile, time
 from pathlib import Path
-from scratchnet.mnist.train import RECIPES, TrainConfig, train
+from scratchnet.mnist.training import RECIPES, TrainConfig, train
 limit = int(sys.argv[1])
 cfg = TrainConfig(model="cnn", **{**RECIPES["cnn"], "epochs": 1}, limit=limit)
 with tempfile.TemporaryDirectory() as run_dir:

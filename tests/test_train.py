@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from scratchnet.checkpoint import load_checkpoint
-from scratchnet.mnist.train import RECIPES, Interrupted, TrainConfig, build_parser, main, train
+from scratchnet.mnist.train import build_parser, main
+from scratchnet.mnist.training import RECIPES, Interrupted, TrainConfig, train
 
 
 def quick_config(**overrides):
@@ -26,9 +27,7 @@ def test_linear_quick_training_beats_85_percent(mnist, tmp_path):
         "history.json",
         "metrics.json",
         "best.npz",
-        "best.json",
         "last.npz",
-        "last.json",
         "curves.png",
         "confusion.png",
         "worst.png",

@@ -5,7 +5,7 @@ Marked slow (the CNN takes about 20 minutes on 2 cores): `pytest -m slow` or `ma
 
 import pytest
 
-from scratchnet.mnist.train import RECIPES, TrainConfig, train
+from scratchnet.mnist.training import RECIPES, TrainConfig, train
 
 TARGETS = {"linear": 0.926, "cnn": 0.994}
 

@@ -1,4 +1,4 @@
-"""Train the MNIST classifiers: `python -m scratchnet.train --help`.
+"""`python -m scratchnet.train`: train the MNIST classifiers from the command line.
 
 Each run writes a folder:
 
@@ -6,379 +6,26 @@ Each run writes a folder:
     history.json        per-epoch train/validation loss and accuracy, time, learning rate
     metrics.json        test loss and accuracy, per-class precision/recall/F1, confusion matrix,
                         parameter count, training and inference times
-    best.npz/.json      the checkpoint with the best validation accuracy
-    last.npz/.json      the latest checkpoint, with optimizer, scheduler and RNG state (--resume)
+    best.npz            the checkpoint with the best validation accuracy, its metadata inside
+    last.npz            the latest checkpoint, with optimizer, scheduler and RNG state (--resume)
     curves.png, confusion.png, worst.png
 
-The defaults are the recipes that reach the accuracy targets (see RECIPES); each option given
-on the command line overrides its recipe value.
+The defaults are the recipes that reach the accuracy targets (training.RECIPES); each option
+given on the command line overrides its recipe value. The loop itself is in training.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-import scratchnet
-from scratchnet import optim
-from scratchnet.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
-from scratchnet.checkpoint import save_checkpoint as _save_checkpoint
-from scratchnet.mnist import inference
-from scratchnet.mnist.augment import RandomAffine
-from scratchnet.mnist.data import DataLoader, MNISTError, load_mnist, normalize, train_val_split
-from scratchnet.mnist.models import MODELS, PRETRAINED_DIR, build_model
-from scratchnet.mnist.report import (
-    classification_metrics,
-    evaluate,
-    plot_confusion,
-    plot_history,
-    plot_worst,
-)
-from scratchnet.nn import init
-from scratchnet.nn.functional import cross_entropy
-from scratchnet.tensor import Tensor
-
-# The default recipe of each model: what `python -m scratchnet.train` uses unless told otherwise.
-RECIPES: dict[str, dict[str, Any]] = {
-    "linear": {
-        "epochs": 20,
-        "batch_size": 64,
-        "lr": 0.001,
-        "optimizer": "adam",
-        "momentum": 0.9,
-        "scheduler": "cosine",
-        "weight_decay": 0.0,
-        "dropout": 0.0,
-        "augment": False,
-    },
-    "cnn": {
-        "epochs": 15,
-        "batch_size": 64,
-        "lr": 0.006,
-        "optimizer": "adamw",
-        "momentum": 0.9,
-        "scheduler": "onecycle",
-        "weight_decay": 5e-4,
-        "dropout": 0.1,
-        "augment": True,
-    },
-}
-
-
-@dataclass
-class TrainConfig:
-    model: str
-    epochs: int
-    batch_size: int
-    lr: float
-    optimizer: str
-    momentum: float
-    scheduler: str
-    weight_decay: float
-    dropout: float
-    augment: bool
-    seed: int = 0
-    val_size: int = 6000
-    limit: int | None = None
-    patience: int | None = None
-    data_dir: str | None = None
-    version: str = scratchnet.__version__
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Interrupted(Exception):
-    """Raised by a callback to stop a run between epochs (tests simulate a crash this way)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Building blocks
-# ---------------------------------------------------------------------------------------------
-
-
-def make_optimizer(cfg: TrainConfig, params: list) -> optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
-
-
-def make_scheduler(cfg: TrainConfig, optimizer: optim.Optimizer, steps_per_epoch: int) -> Any:
-    """A scheduler stepped once per batch (onecycle) or once per epoch (step, cosine)."""
-    if cfg.scheduler == "none":
-        return None
-    if cfg.scheduler == "step":
-        return optim.StepLR(optimizer, step_size=max(1, cfg.epochs // 3), gamma=0.1)
-    if cfg.scheduler == "cosine":
-        return optim.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    if cfg.scheduler == "onecycle":
-        return optim.OneCycleLR(
-            optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch
-        )
-    raise ValueError(f"unknown scheduler {cfg.scheduler!r}")
-
-
-def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
-
-
-def _rng_state() -> dict[str, Any]:
-    return init.get_rng().bit_generator.state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    init.get_rng().bit_generator.state = state
-
-
-def measure_inference(model: Any, x: np.ndarray, repeats: int = 30) -> dict[str, float]:
-    """Median single-image latency (ms) and batch-of-1,000 throughput (images/s)."""
-    model.eval()
-    single = x[:1]
-    inference.logits(model, single)  # warm-up (and Numba compilation)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        inference.logits(model, single)
-        times.append(time.perf_counter() - start)
-    batch = x[:1000]
-    batch_times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        inference.logits(model, batch, batch_size=1000)
-        batch_times.append(time.perf_counter() - start)
-    return {
-        "single_image_ms": round(1000 * float(np.median(times)), 4),
-        "batch_images_per_s": round(len(batch) / float(np.median(batch_times)), 1),
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# The training loop
-# ---------------------------------------------------------------------------------------------
-
-
-def train(
-    cfg: TrainConfig,
-    run_dir: Path,
-    resume: Path | None = None,
-    data: Any = None,
-    progress: bool = True,
-    on_epoch_end: Callable[[int, dict], None] | None = None,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Train one model as cfg says, writing the run folder; return the test metrics."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
-
-    if data is None:
-        data = load_mnist(cfg.data_dir, progress=progress)
-    train_idx, val_idx = train_val_split(len(data.train_images), cfg.val_size, cfg.seed)
-    if cfg.limit is not None:
-        train_idx = train_idx[: cfg.limit]
-    train_images, train_labels = data.train_images[train_idx], data.train_labels[train_idx]
-    x_val, y_val = normalize(data.train_images[val_idx]), data.train_labels[val_idx]
-    x_test, y_test = normalize(data.test_images), data.test_labels
-
-    scratchnet.manual_seed(cfg.seed)
-    model = build_model(cfg.model, **_model_kwargs(cfg))
-    augment = RandomAffine() if cfg.augment else None
-    loader = DataLoader(
-        train_images, train_labels, cfg.batch_size, shuffle=True, seed=cfg.seed, augment=augment
-    )
-    optimizer = make_optimizer(cfg, list(model.parameters()))
-    scheduler = make_scheduler(cfg, optimizer, len(loader))
-    per_batch_scheduler = cfg.scheduler == "onecycle"
-
-    history: list[dict] = []
-    start_epoch = 0
-    best_val_acc = -1.0
-    epochs_without_improvement = 0
-    if resume is not None:
-        state, meta, optimizer_state = load_checkpoint(resume)
-        model.load_state_dict(state)
-        if optimizer_state is None:
-            raise CheckpointError(f"{resume} has no optimizer state: resume from last.npz")
-        optimizer.load_state_dict(optimizer_state)
-        if scheduler is not None and meta.get("scheduler_state") is not None:
-            scheduler.load_state_dict(meta["scheduler_state"])
-        _set_rng_state(meta["rng_state"])
-        start_epoch = meta["epoch"]
-        history = meta["history"]
-        best_val_acc = meta["best_val_acc"]
-        epochs_without_improvement = meta.get("epochs_without_improvement", 0)
-        log(f"resumed {cfg.model} from {resume} after epoch {start_epoch}")
-
-    n_params = model.num_parameters()
-    log(
-        f"{cfg.model}: {n_params:,} parameters, {len(train_idx):,} training images, "
-        f"{len(val_idx):,} validation images"
-    )
-    train_time = sum(h["time_s"] for h in history)
-
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        loader.set_epoch(epoch)
-        start = time.perf_counter()
-        total_loss = 0.0
-        total_correct = 0
-        seen = 0
-        bar = _progress(
-            loader, len(loader), f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", progress
-        )
-        for x, y in bar:
-            logits = model(Tensor(x))
-            loss = cross_entropy(logits, y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if per_batch_scheduler and scheduler is not None:
-                scheduler.step()
-
-            batch = len(y)
-            total_loss += loss.item() * batch
-            total_correct += int((logits.data.argmax(1) == y).sum())
-            seen += batch
-            if progress and seen // batch % 10 == 0:
-                elapsed = time.perf_counter() - start
-                bar.set_postfix(
-                    loss=f"{total_loss / seen:.4f}",
-                    acc=f"{total_correct / seen:.4f}",
-                    img_s=f"{seen / elapsed:,.0f}",
-                )
-        if not per_batch_scheduler and scheduler is not None:
-            scheduler.step()
-        epoch_time = time.perf_counter() - start
-        train_time += epoch_time
-
-        val_loss, val_acc, _ = evaluate(model, x_val, y_val)
-        record = {
-            "epoch": epoch + 1,
-            "train_loss": total_loss / seen,
-            "train_acc": total_correct / seen,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "lr": optimizer.param_groups[0]["lr"],
-            "time_s": round(epoch_time, 3),
-            "images_per_s": round(seen / epoch_time, 1),
-        }
-        history.append(record)
-        log(
-            f"{cfg.model} epoch {epoch + 1:>2}/{cfg.epochs}: "
-            f"train loss {record['train_loss']:.4f} acc {100 * record['train_acc']:.2f}% | "
-            f"val loss {val_loss:.4f} acc {100 * val_acc:.2f}% | "
-            f"{epoch_time:.1f}s ({record['images_per_s']:,.0f} img/s)"
-        )
-
-        improved = val_acc > best_val_acc
-        if improved:
-            best_val_acc = val_acc
-            epochs_without_improvement = 0
-        else:
-            epochs_without_improvement += 1
-        meta = _metadata(cfg, n_params, history, epoch + 1, best_val_acc)
-        meta["epochs_without_improvement"] = epochs_without_improvement
-        if improved:
-            _save_checkpoint(run_dir / "best.npz", model.state_dict(), meta)
-        meta["rng_state"] = _rng_state()
-        meta["scheduler_state"] = scheduler.state_dict() if scheduler is not None else None
-        _save_checkpoint(run_dir / "last.npz", model.state_dict(), meta, optimizer.state_dict())
-        atomic_write_bytes(run_dir / "history.json", json.dumps(history, indent=2).encode())
-
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, record)
-        if cfg.patience is not None and epochs_without_improvement >= cfg.patience:
-            log(f"early stop: no validation improvement for {cfg.patience} epochs")
-            break
-
-    # The test set is used once, on the checkpoint chosen by validation accuracy.
-    best_state, best_meta, _ = load_checkpoint(run_dir / "best.npz")
-    model.load_state_dict(best_state)
-    model.eval()
-    test_loss, test_acc, logits = evaluate(model, x_test, y_test)
-    timing = measure_inference(model, x_test)
-    metrics = {
-        "model": cfg.model,
-        "test_accuracy": test_acc,
-        "test_loss": test_loss,
-        "best_epoch": best_meta["epoch"],
-        "best_val_accuracy": best_val_acc,
-        "parameters": n_params,
-        "train_time_s": round(train_time, 2),
-        "epochs_run": len(history),
-        **timing,
-        **classification_metrics(y_test, logits.argmax(1)),
-    }
-    atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
-
-    # The best checkpoint's metadata also carries the test metrics (the server shows them).
-    best_meta = _metadata(
-        cfg, n_params, history[: best_meta["epoch"]], best_meta["epoch"], best_val_acc
-    )
-    best_meta["metrics"].update(
-        {
-            k: metrics[k]
-            for k in (
-                "test_accuracy",
-                "test_loss",
-                "train_time_s",
-                "single_image_ms",
-                "batch_images_per_s",
-            )
-        }
-    )
-    _save_checkpoint(run_dir / "best.npz", best_state, best_meta)
-
-    title = f"{cfg.model}: test accuracy {100 * test_acc:.2f}%"
-    plot_history(history, run_dir / "curves.png", title)
-    plot_confusion(np.array(metrics["confusion_matrix"]), run_dir / "confusion.png", title)
-    plot_worst(data.test_images, y_test, logits, run_dir / "worst.png")
-    log(f"{cfg.model} test: loss {test_loss:.4f}, accuracy {100 * test_acc:.2f}% ({run_dir})")
-    return metrics
-
-
-def _model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
-    return {"dropout_rate": cfg.dropout}
-
-
-def _metadata(
-    cfg: TrainConfig, n_params: int, history: list[dict], epoch: int, best_val_acc: float
-) -> dict[str, Any]:
-    last = history[-1] if history else {}
-    return {
-        "architecture": {
-            "name": cfg.model,
-            "class": MODELS[cfg.model].__name__,
-            "kwargs": _model_kwargs(cfg),
-            "parameters": n_params,
-        },
-        "config": asdict(cfg),
-        "epoch": epoch,
-        "history": history,
-        "best_val_acc": best_val_acc,
-        "metrics": {
-            "val_accuracy": last.get("val_acc"),
-            "val_loss": last.get("val_loss"),
-            "best_val_accuracy": best_val_acc,
-        },
-        "version": scratchnet.__version__,
-        "saved_at": datetime.now().isoformat(timespec="seconds"),
-    }
-
+from scratchnet.checkpoint import CheckpointError, atomic_write_bytes, read_json
+from scratchnet.mnist.data import MNISTError, load_mnist
+from scratchnet.mnist.models import PRETRAINED_DIR, load_model
+from scratchnet.mnist.training import RECIPES, Framework, TrainConfig, train
 
 # ---------------------------------------------------------------------------------------------
 # Command line
@@ -420,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["sgd", "adam", "adamw"],
         help=f"optimizer [{_recipe_help('optimizer')}]",
     )
-    parser.add_argument("--momentum", type=float, help=f"SGD momentum [{_recipe_help('momentum')}]")
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
     parser.add_argument(
         "--scheduler",
         choices=["none", "step", "cosine", "onecycle"],
@@ -473,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
+    """The model's recipe, with every option given on the command line in its place."""
     values = dict(RECIPES[model])
     for key in values:
         given = getattr(args, key, None)
@@ -480,49 +128,53 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
             values[key] = given
     cfg = TrainConfig(
         model=model,
+        momentum=args.momentum,
         seed=args.seed,
         limit=args.limit,
         patience=args.patience,
         data_dir=args.data_dir,
         **values,
     )
-    _validate(cfg)
+    cfg.validate()
     return cfg
 
 
-def _validate(cfg: TrainConfig) -> None:
-    problems = []
-    if cfg.epochs < 1:
-        problems.append("--epochs must be at least 1")
-    if cfg.batch_size < 1:
-        problems.append("--batch-size must be at least 1")
-    if not cfg.lr > 0:
-        problems.append("--lr must be positive")
-    if cfg.weight_decay < 0:
-        problems.append("--weight-decay must not be negative")
-    if not 0 <= cfg.dropout < 1:
-        problems.append("--dropout must be in [0, 1)")
-    if cfg.limit is not None and cfg.limit < 1:
-        problems.append("--limit must be at least 1")
-    if cfg.patience is not None and cfg.patience < 1:
-        problems.append("--patience must be at least 1")
-    if problems:
-        raise ValueError("; ".join(problems))
+def resume_target(path: Path) -> tuple[Path, Path | None, TrainConfig]:
+    """(run folder, last.npz or None, config) of the run that --resume names.
 
-
-def _resume_target(path: Path) -> tuple[Path, Path, TrainConfig]:
-    """(run folder, last.npz, config) of the run that --resume names."""
+    None: the run was stopped before its first last.npz was saved, so it starts over.
+    """
     checkpoint = path / "last.npz" if path.is_dir() else path
     run_dir = checkpoint.parent
-    config_file = run_dir / "config.json"
     try:
-        values = json.loads(config_file.read_text())
+        values = read_json(run_dir / "config.json")
+    except CheckpointError as exc:
+        raise CheckpointError(f"cannot resume from {path}: {exc}") from None
+    try:
         cfg = TrainConfig(**values)
-    except (OSError, json.JSONDecodeError, TypeError) as exc:
-        raise CheckpointError(
-            f"cannot resume from {path}: {config_file} unreadable ({exc})"
-        ) from None
+        cfg.validate()
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"cannot resume from {path}: bad config.json ({exc})") from None
+    if not checkpoint.exists() and checkpoint.name == "last.npz":
+        print(f"{checkpoint} not saved yet: the run starts over", file=sys.stderr)
+        return run_dir, None, cfg
     return run_dir, checkpoint, cfg
+
+
+Job = tuple[TrainConfig, Path, Path | None]  # (config, run folder, last.npz to resume or None)
+
+
+def jobs_from_args(args: argparse.Namespace, folder_suffix: str = "") -> list[Job]:
+    """The runs the command line asks for: one resumed run, or one new run per model."""
+    if args.resume is not None:
+        run_dir, checkpoint, cfg = resume_target(args.resume)
+        return [(cfg, run_dir, checkpoint)]
+    models = ["linear", "cnn"] if args.model == "both" else [args.model]
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return [
+        (config_from_args(args, m), Path(args.output_dir) / f"{m}{folder_suffix}-{stamp}", None)
+        for m in models
+    ]
 
 
 def print_comparison(results: dict[str, dict]) -> None:
@@ -543,28 +195,22 @@ def print_comparison(results: dict[str, dict]) -> None:
         print(f"{label:22}" + "".join(f"{fmt(results[name]):>16}" for name in names))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    progress = not args.no_progress and sys.stderr.isatty()
+def run_jobs(
+    jobs: list[Job],
+    framework: Framework | None = None,
+    progress: bool = True,
+    bundle_models: bool = False,
+) -> int:
+    """Train each job, print the comparison table of several; the command's exit status."""
+    results = {}
+    extra = {} if framework is None else {"framework": framework}
     try:
-        if args.resume is not None:
-            run_dir, checkpoint, cfg = _resume_target(args.resume)
-            jobs = [(cfg, run_dir, checkpoint)]
-        else:
-            models = ["linear", "cnn"] if args.model == "both" else [args.model]
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            jobs = [
-                (config_from_args(args, m), Path(args.output_dir) / f"{m}-{stamp}", None)
-                for m in models
-            ]
         data = load_mnist(jobs[0][0].data_dir, progress=progress)
-        results = {}
         for cfg, run_dir, checkpoint in jobs:
             results[cfg.model] = train(
-                cfg, run_dir, resume=checkpoint, data=data, progress=progress
+                cfg, run_dir, checkpoint, data=data, progress=progress, **extra
             )
-            if args.bundle:
+            if bundle_models:
                 bundle(run_dir / "best.npz", cfg.model)
     except KeyboardInterrupt:
         print("\ninterrupted: continue with --resume <run folder>", file=sys.stderr)
@@ -577,12 +223,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        jobs = jobs_from_args(args)
+    except (ValueError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run_jobs(jobs, progress=progress, bundle_models=args.bundle)
+
+
 def bundle(checkpoint: Path, name: str) -> None:
-    """Copy a run's best checkpoint to scratchnet/mnist/pretrained/<name>.npz (and its .json)."""
+    """Copy a run's best checkpoint to scratchnet/mnist/pretrained/<name>.npz."""
+    load_model(checkpoint, expected=name)  # only a checkpoint that loads gets bundled
     PRETRAINED_DIR.mkdir(exist_ok=True)
-    for suffix in (".npz", ".json"):
-        target = PRETRAINED_DIR / f"{name}{suffix}"
-        atomic_write_bytes(target, checkpoint.with_suffix(suffix).read_bytes())
+    atomic_write_bytes(PRETRAINED_DIR / f"{name}.npz", checkpoint.read_bytes())
     print(f"bundled {checkpoint} as {PRETRAINED_DIR / name}.npz")
 
 

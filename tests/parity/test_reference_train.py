@@ -16,7 +16,7 @@ from scratchnet.checkpoint import load_checkpoint  # noqa: E402
 from scratchnet.mnist import train as scratchnet_train  # noqa: E402
 from scratchnet.mnist.data import MNIST  # noqa: E402
 from scratchnet.mnist.models import load_model  # noqa: E402
-from scratchnet.mnist.train import RECIPES, Interrupted, TrainConfig  # noqa: E402
+from scratchnet.mnist.training import RECIPES, Interrupted, TrainConfig  # noqa: E402
 
 
 def quiet(_: str) -> None:
@@ -136,10 +136,10 @@ def test_killed_run_resumes_to_the_same_end(runs, small, tmp_path):
 def test_torch_rng_state_survives_the_checkpoint_metadata():
     """Dropout masks after a resume: the generator state goes through JSON and back."""
     torch.manual_seed(5)
-    saved = json.loads(json.dumps(reference_train._torch_rng_state()))
+    saved = json.loads(json.dumps(reference_train.torch_rng_state()))
     expected = torch.rand(4)
     torch.manual_seed(6)
-    reference_train._set_torch_rng_state(saved)
+    reference_train.set_torch_rng_state(saved)
     assert torch.equal(torch.rand(4), expected)
 
 

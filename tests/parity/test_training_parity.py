@@ -199,7 +199,7 @@ def test_cnn_recipe_epoch_accuracy_within_half_a_point(mnist, parity_errors):
     test gives the same answer every time.
     """
     import reference.train as reference_train
-    from scratchnet.mnist.train import RECIPES, TrainConfig, make_optimizer, make_scheduler
+    from scratchnet.mnist.training import RECIPES, TrainConfig, make_optimizer, make_scheduler
 
     values = dict(RECIPES["cnn"], epochs=1, batch_size=32, dropout=0.0, augment=False)
     cfg = TrainConfig(model="cnn", **values)
@@ -209,8 +209,8 @@ def test_cnn_recipe_epoch_accuracy_within_half_a_point(mnist, parity_errors):
     ours, theirs = twins("cnn", np.float32)
     our_opt = make_optimizer(cfg, list(ours.parameters()))
     our_sched = make_scheduler(cfg, our_opt, len(loader))
-    their_opt = reference_train.make_optimizer(cfg, list(theirs.parameters()))
-    their_sched = reference_train.make_scheduler(cfg, their_opt, len(loader))
+    their_opt = make_optimizer(cfg, list(theirs.parameters()), reference_train.TORCH)
+    their_sched = make_scheduler(cfg, their_opt, len(loader), reference_train.TORCH)
     ours.train()
     theirs.train()
     for x, y in loader:
