@@ -8,24 +8,20 @@ responses.
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 
-from scratchnet import Tensor, no_grad
 from scratchnet.checkpoint import CheckpointError
-from scratchnet.mnist import imageprep
+from scratchnet.mnist import imageprep, inference
 from scratchnet.mnist.models import MODELS, load_model
-from scratchnet.mnist.predict import softmax
+from scratchnet.runtime import threads
 
 logger = logging.getLogger("server.inference")
 
@@ -79,29 +75,6 @@ class ModelStatus:
     loaded: bool = False
     error: str | None = None
     entry: LoadedModel | None = field(default=None, repr=False)
-
-
-@contextlib.contextmanager
-def _numba_threads(count: int) -> Iterator[None]:
-    """Run the parallel kernels called in this block on `count` threads (0: Numba's default).
-
-    For one 28x28 image the kernels' loops are tiny, and waking a team of threads costs more
-    than it saves: on the 2-core development machine, under load, the CNN's forward pass took
-    a median 0.5 ms on one thread against 25-110 ms on two. Numba keeps the setting per
-    thread; it is restored on exit, so that the caller's thread (a test runner's, a Lambda
-    handler's) keeps its own.
-    """
-    available = numba.config.NUMBA_NUM_THREADS
-    wanted = available if count <= 0 else min(count, available)
-    previous = numba.get_num_threads()
-    if wanted == previous:
-        yield
-        return
-    numba.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 class ModelRegistry:
@@ -184,8 +157,17 @@ class ModelRegistry:
     # -- prediction ------------------------------------------------------------------------------
 
     def _forward(self, model: Any, x: np.ndarray) -> np.ndarray:
-        with self._forward_lock, _numba_threads(self.numba_threads), no_grad():
-            return np.asarray(model(Tensor(x)).data)
+        """The logits of a normalised batch, one forward pass at a time.
+
+        For one 28x28 image the layers' loops are tiny, and handing work to a second thread
+        costs more than it saves: on the 2-core development machine, under load, the CNN's
+        forward pass took a median 0.5 ms on one thread against 25-110 ms on two. The count
+        is the calling thread's own and is restored afterwards (scratchnet.runtime.threads).
+        """
+        most = threads.max_num_threads()
+        count = most if self.numba_threads <= 0 else min(self.numba_threads, most)
+        with self._forward_lock, threads.num_threads(count):
+            return inference.logits(model, x)
 
     def predict(
         self, image_bytes: bytes, model_name: str, top_k: int, preview: bool
@@ -198,7 +180,7 @@ class ModelRegistry:
         entry = self.get(model_name)
         image = imageprep.decode_image(image_bytes, max_pixels=self.max_image_pixels)
         img28 = imageprep.prepare_image(image)
-        x = imageprep.normalize_for_model(img28)
+        x = inference.normalize(img28)
 
         start = time.perf_counter()
         logits = self._forward(entry.model, x)
@@ -208,17 +190,16 @@ class ModelRegistry:
         # give finite probabilities: softmax subtracts their maximum first.
         if not np.isfinite(logits).all():
             raise NonFiniteOutputError(entry.name)
-        probabilities = softmax(logits.reshape(-1).astype(np.float64))
-        order = sorted(range(len(probabilities)), key=lambda c: (-probabilities[c], c))
+        prediction = inference.Prediction(inference.softmax(logits[0]))
         result: dict[str, Any] = {
-            "predicted_class": int(order[0]),
-            "confidence": float(probabilities[order[0]]),
+            "predicted_class": prediction.digit,
+            "confidence": prediction.confidence,
             "top_k_predictions": [
-                {"class": int(c), "probability": float(probabilities[c])} for c in order[:top_k]
+                {"class": digit, "probability": p} for digit, p in prediction.top_k(top_k)
             ],
             "model_type": entry.name,
             "model_parameters": entry.parameters,
-            "probabilities": [float(p) for p in probabilities],
+            "probabilities": [float(p) for p in prediction.probabilities],
             "inference_ms": round(inference_ms, 4),
         }
         if preview:
@@ -252,13 +233,11 @@ class ModelRegistry:
                 continue  # the model itself and containers: their leaves are listed
             shapes = {
                 param_name: list(param.shape)
-                for param_name, param in module._parameters.items()
-                if param is not None
+                for param_name, param in module.named_parameters(recurse=False)
             }
             buffers = {
                 buf_name: list(np.shape(buf))
-                for buf_name, buf in module._buffers.items()
-                if buf is not None
+                for buf_name, buf in module.named_buffers(recurse=False)
             }
             layers.append(
                 {

@@ -17,14 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from scratchnet.mnist import imageprep
 from scratchnet.mnist.imageprep import (
     ImageDecodeError,
     ImageError,
     ImageTooLargeError,
     NoInkError,
     decode_image,
-    normalize_for_model,
     prepare_image,
     stroke_width,
     to_base64_png,
@@ -485,18 +483,6 @@ def test_ink_map_polarity():
     assert ink[140, 172] == 1.0  # on the stroke of the "1"
 
 
-def test_normalize_for_model():
-    img = np.zeros((28, 28), np.float32)
-    img[14, 14] = 1.0
-    x = normalize_for_model(img)
-    assert x.shape == (1, 1, 28, 28)
-    assert x.dtype == np.float32
-    assert x[0, 0, 0, 0] == pytest.approx(-0.1307 / 0.3081)
-    assert x[0, 0, 14, 14] == pytest.approx((1 - 0.1307) / 0.3081)
-    with pytest.raises(ValueError, match="28"):
-        normalize_for_model(np.zeros((20, 20)))
-
-
 def test_png_preview_round_trip(reference):
     data = to_png_bytes(reference["7"])
     preview = Image.open(io.BytesIO(data))
@@ -514,7 +500,3 @@ def test_preparing_a_canvas_png_is_fast():
         prepare_image(data)
         times.append(time.perf_counter() - start)
     assert np.median(times) < 0.02  # about 1-2 ms on a laptop; generous for busy CI machines
-
-
-def test_module_constants():
-    assert (imageprep.MNIST_MEAN, imageprep.MNIST_STD) == (0.1307, 0.3081)

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 import scratchnet as sn
+from scratchnet.mnist import inference
 from scratchnet.mnist.data import normalize
-from scratchnet.mnist.imageprep import normalize_for_model, prepare_image
+from scratchnet.mnist.imageprep import prepare_image
 from scratchnet.mnist.models import load_model, pretrained_path
 
 TARGETS = {"linear": 0.926, "cnn": 0.994}
@@ -47,6 +48,6 @@ def test_cnn_reads_drawings_as_well_as_mnist(mnist):
     rng = np.random.default_rng(0)
     index = rng.choice(len(mnist.test_images), 500, replace=False)
     drawings = [as_drawing(mnist.test_images[i], rng) for i in index]
-    x = np.concatenate([normalize_for_model(prepare_image(d)) for d in drawings])
+    x = np.concatenate([inference.normalize(prepare_image(d)) for d in drawings])
     accuracy = float((predict(model, x) == mnist.test_labels[index]).mean())
     assert accuracy >= 0.985, f"accuracy on re-drawn test digits: {accuracy:.3f}"

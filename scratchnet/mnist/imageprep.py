@@ -11,7 +11,8 @@ centre, (row 14, column 14). Ink is bright (1) on a black (0) background.
                              light paper inverted, paper level subtracted
       -> prepare_image       contrast stretched, faint noise dropped, cropped to the ink,
                              thin strokes thickened, longer side scaled to 20 px, centred by mass
-      -> normalize_for_model (1, 1, 28, 28): (pixels - 0.1307) / 0.3081, as in training
+
+scratchnet.mnist.inference takes the prepared digit from there to the model.
 
 Measured on the MNIST test set with `stroke_width` below: strokes are 2.3 px wide (median,
 counting pixels >= 0.5) and 95% are wider than 1.55 px; the centre of mass is (14.0, 14.0)
@@ -33,8 +34,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
-
-from scratchnet.mnist.data import MNIST_MEAN, MNIST_STD  # re-exported: the server normalises here
 
 IMAGE_SIZE = 28  # the MNIST field
 DIGIT_BOX = 20  # the longer side of the digit inside it
@@ -394,18 +393,7 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Model input and previews
-
-
-def normalize_for_model(img28: np.ndarray) -> np.ndarray:
-    """(28, 28) pixels in [0, 1] -> a (1, 1, 28, 28) float32 batch, standardised as in training.
-
-    x = (pixels - MNIST_MEAN) / MNIST_STD
-    """
-    img28 = np.asarray(img28, dtype=np.float32)
-    if img28.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"expected a (28, 28) image, got shape {img28.shape}")
-    return ((img28 - MNIST_MEAN) / MNIST_STD).reshape(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+# Previews
 
 
 def to_png_bytes(img28: np.ndarray) -> bytes:
