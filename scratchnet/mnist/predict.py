@@ -30,9 +30,8 @@ import numpy as np
 from PIL import Image
 
 from scratchnet.checkpoint import CheckpointError, open_regular_file
-from scratchnet.mnist import imageprep
+from scratchnet.mnist import imageprep, inference
 from scratchnet.nn import Module
-from scratchnet.tensor import Tensor, no_grad
 
 BAR_WIDTH = 30  # characters for a probability of 1
 BATCH_SIZE = 256  # images per forward pass
@@ -41,47 +40,15 @@ PLOT_SOFTWARE = "scratchnet.predict"  # tagged into our plots: the only PNGs we 
 
 
 @dataclass
-class Prediction:
-    """What the model made of one image (or why the image could not be used)."""
+class ImageResult:
+    """What became of one image: its prepared input and prediction, or why there is none."""
 
     image: str
     input28: np.ndarray | None = None  # the prepared (28, 28) input, ink = 1
-    probabilities: np.ndarray | None = None  # (10,), sums to 1
+    prediction: inference.Prediction | None = None
     error: str | None = None  # why the image could not be classified
     visualization: Path | None = None  # where its plot was saved
     plot_error: str | None = None  # why its plot could not be saved
-
-    @property
-    def digit(self) -> int:
-        return int(np.argmax(self.probabilities))
-
-    @property
-    def confidence(self) -> float:
-        return float(np.max(self.probabilities))
-
-    def top_k(self, k: int) -> list[tuple[int, float]]:
-        """The k most probable digits, most probable first, as (digit, probability)."""
-        order = np.argsort(-self.probabilities, kind="stable")[:k]
-        return [(int(d), float(self.probabilities[d])) for d in order]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, shifted by the row maximum so that exp never overflows."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def predict_probabilities(model: Module, images28: np.ndarray) -> np.ndarray:
-    """Class probabilities (N, 10) for prepared images (N, 28, 28) with pixels in [0, 1]."""
-    x = (np.asarray(images28, dtype=np.float32) - imageprep.MNIST_MEAN) / imageprep.MNIST_STD
-    x = x[:, None, :, :]  # (N, 1, 28, 28)
-    chunks = []
-    with no_grad():
-        for start in range(0, len(x), BATCH_SIZE):
-            logits = model(Tensor(x[start : start + BATCH_SIZE])).data
-            chunks.append(softmax(logits.astype(np.float64)))
-    return np.concatenate(chunks)
 
 
 def load_classifier(model_name: str | None, checkpoint: str | None) -> tuple[Module, str, str]:
@@ -108,35 +75,37 @@ def load_classifier(model_name: str | None, checkpoint: str | None) -> tuple[Mod
 # Output
 
 
-def format_text(prediction: Prediction, top_k: int) -> str:
+def format_text(result: ImageResult, top_k: int) -> str:
     """A readable block: the verdict, then a table of the top-k digits with bars."""
-    if prediction.error is not None:
-        return f"{prediction.image}: error: {prediction.error}"
-    lines = [f"{prediction.image}: {prediction.digit} (confidence {prediction.confidence:.1%})"]
+    if result.error is not None:
+        return f"{result.image}: error: {result.error}"
+    prediction = result.prediction
+    lines = [f"{result.image}: {prediction.digit} (confidence {prediction.confidence:.1%})"]
     lines.append("  digit  probability")
     for digit, probability in prediction.top_k(top_k):
         bar = "#" * round(probability * BAR_WIDTH)
         lines.append(f"  {digit:>5}  {probability:>10.2%}  {bar}".rstrip())
-    if prediction.visualization is not None:
-        lines.append(f"  saved {prediction.visualization}")
+    if result.visualization is not None:
+        lines.append(f"  saved {result.visualization}")
     return "\n".join(lines)
 
 
-def to_json(prediction: Prediction, top_k: int) -> dict[str, Any]:
+def to_json(result: ImageResult, top_k: int) -> dict[str, Any]:
     """One image's result as JSON-ready values (finite floats only: see main)."""
-    if prediction.error is not None:
-        return {"image": prediction.image, "error": prediction.error}
+    if result.error is not None:
+        return {"image": result.image, "error": result.error}
+    prediction = result.prediction
     return {
-        "image": prediction.image,
+        "image": result.image,
         "prediction": prediction.digit,
         "confidence": round(prediction.confidence, 6),
         "top_k": [{"digit": d, "probability": round(p, 6)} for d, p in prediction.top_k(top_k)],
         "probabilities": [round(float(p), 6) for p in prediction.probabilities],
-        "visualization": str(prediction.visualization) if prediction.visualization else None,
+        "visualization": str(result.visualization) if result.visualization else None,
     }
 
 
-def save_visualization(path: Path, prediction: Prediction) -> None:
+def save_visualization(path: Path, result: ImageResult) -> None:
     """A PNG: the 28x28 input the model saw, beside the bar chart of the ten probabilities."""
     # The object-oriented API renders with Agg without touching pyplot's global state.
     from matplotlib.figure import Figure
@@ -144,7 +113,8 @@ def save_visualization(path: Path, prediction: Prediction) -> None:
     fig = Figure(figsize=(7.5, 3.2), layout="constrained")
     ax_image, ax_bars = fig.subplots(1, 2, width_ratios=[1, 1.7])
 
-    ax_image.imshow(prediction.input28, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    prediction = result.prediction
+    ax_image.imshow(result.input28, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax_image.set_title("model input (28x28)")
     ax_image.set_xticks([])
     ax_image.set_yticks([])
@@ -160,7 +130,7 @@ def save_visualization(path: Path, prediction: Prediction) -> None:
     ax_bars.set_ylabel("probability")
     ax_bars.set_title(f"prediction: {prediction.digit} ({prediction.confidence:.1%})")
 
-    fig.suptitle(Path(prediction.image).name)
+    fig.suptitle(Path(result.image).name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=100, metadata={"Software": PLOT_SOFTWARE})
 
@@ -262,21 +232,21 @@ def _read_error(exc: OSError) -> str:
     return f"cannot read the file: {exc.strerror or exc}"
 
 
-def prepare(image: str) -> Prediction:
-    """Read and prepare one image; problems become the prediction's error."""
-    prediction = Prediction(image=image)
+def prepare(image: str) -> ImageResult:
+    """Read and prepare one image; problems become the result's error."""
+    result = ImageResult(image=image)
     try:
         # Only a regular file: a FIFO would block the read forever, /dev/zero never ends.
         with open_regular_file(image, MAX_FILE_BYTES) as f:
             data = f.read()
     except OSError as exc:
-        prediction.error = _read_error(exc)
-        return prediction
+        result.error = _read_error(exc)
+        return result
     try:
-        prediction.input28 = imageprep.prepare_image(data)
+        result.input28 = imageprep.prepare_image(data)
     except imageprep.ImageError as exc:
-        prediction.error = str(exc)
-    return prediction
+        result.error = str(exc)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,47 +275,47 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         # Pillow warns about images over 89 megapixels; imageprep rejects them anyway.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        predictions = [prepare(image) for image in args.images]
-    ready = [p for p in predictions if p.error is None]
+        results = [prepare(image) for image in args.images]
+    ready = [r for r in results if r.error is None]
     if ready:
-        probabilities = predict_probabilities(model, np.stack([p.input28 for p in ready]))
-        for prediction, probs in zip(ready, probabilities):
-            if np.isfinite(probs).all():
-                prediction.probabilities = probs
+        predictions = inference.predict(model, np.stack([r.input28 for r in ready]), BATCH_SIZE)
+        for result, prediction in zip(ready, predictions):
+            if np.isfinite(prediction.probabilities).all():
+                result.prediction = prediction
             else:  # finite weights can still overflow float32 on some input
-                prediction.error = "the model's output is not finite (NaN or infinity)"
-        ready = [p for p in ready if p.error is None]
+                result.error = "the model's output is not finite (NaN or infinity)"
+        ready = [r for r in ready if r.error is None]
 
     if args.visualize is not None and ready:
         paths = visualization_paths([p.image for p in ready], explicit, args.output_dir)
-        for prediction, path in zip(ready, paths):
+        for result, path in zip(ready, paths):
             if path.exists() and not is_our_plot(path):
-                prediction.plot_error = (
+                result.plot_error = (
                     f"will not save the plot over {path}: that file was not made by this command"
                 )
                 continue
             try:
-                save_visualization(path, prediction)
-                prediction.visualization = path
+                save_visualization(path, result)
+                result.visualization = path
             except OSError as exc:
-                prediction.plot_error = f"cannot save the plot to {path}: {exc.strerror or exc}"
+                result.plot_error = f"cannot save the plot to {path}: {exc.strerror or exc}"
 
-    for prediction in predictions:
-        for problem in (prediction.error, prediction.plot_error):
+    for result in results:
+        for problem in (result.error, result.plot_error):
             if problem is not None:
-                print(f"error: {prediction.image}: {problem}", file=sys.stderr)
+                print(f"error: {result.image}: {problem}", file=sys.stderr)
 
     if args.json:
-        results = [to_json(p, args.top_k) for p in predictions]
+        rows = [to_json(r, args.top_k) for r in results]
         # allow_nan=False: Python would otherwise print NaN, which is not JSON.
-        print(json.dumps({"model": description, "results": results}, indent=2, allow_nan=False))
+        print(json.dumps({"model": description, "results": rows}, indent=2, allow_nan=False))
     else:
-        blocks = [format_text(p, args.top_k) for p in predictions if p.error is None]
+        blocks = [format_text(r, args.top_k) for r in results if r.error is None]
         if blocks:
             print(f"model: {description}\n")
             print("\n\n".join(blocks))
 
-    failed = any(p.error is not None or p.plot_error is not None for p in predictions)
+    failed = any(r.error is not None or r.plot_error is not None for r in results)
     return 1 if failed else 0
 
 
