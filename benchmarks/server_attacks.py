@@ -156,7 +156,7 @@ def crafted_model_dir(workdir: Path) -> Path:
     from scratchnet.checkpoint import save_checkpoint
     from scratchnet.mnist.models import PRETRAINED_DIR, LinearClassifier
 
-    for path in PRETRAINED_DIR.glob("cnn.*"):  # cnn.npz, and cnn.json in the older format
+    for path in PRETRAINED_DIR.glob("cnn.*"):  # cnn.npz (older checkpoints also had a cnn.json)
         shutil.copy(path, workdir / path.name)
     state = LinearClassifier().state_dict()
     last_bias = [key for key in state if key.endswith("bias")][-1]

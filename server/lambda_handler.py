@@ -5,8 +5,8 @@ invocation; the models load in the first one only (the registry remembers it has
 stay in memory while Lambda keeps the execution environment warm.
 
 Configuration comes from the same SCRATCHNET_* environment variables as `python -m server`.
-NUMBA_CACHE_DIR must point somewhere writable (e.g. /tmp/numba) since the package folder is
-read-only on Lambda.
+The package folder is read-only on Lambda: scratchnet then keeps Numba's cache in a private folder
+under /tmp by itself (scratchnet/runtime/startup.py), unless NUMBA_CACHE_DIR says where.
 """
 
 from __future__ import annotations
