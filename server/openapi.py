@@ -36,6 +36,17 @@ EXAMPLE_IMAGE = (
 PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 DIGIT = {"type": "integer", "minimum": 0, "maximum": 9}
 SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+# The options of a prediction, sent as JSON or form fields (or, for an upload, query parameters).
+PREDICT_OPTIONS = {
+    "model_type": {"type": "string", "default": DEFAULT_MODEL, "enum": list(MODEL_NAMES)},
+    "top_k": {
+        "type": "integer",
+        "minimum": TOP_K_MIN,
+        "maximum": TOP_K_MAX,
+        "default": DEFAULT_TOP_K,
+    },
+    "preview": {"type": "boolean", "default": False},
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -123,14 +134,7 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Base64 of a PNG/JPEG/... file, optionally as a data: URL.",
                 "example": EXAMPLE_IMAGE,
             },
-            "model_type": {"type": "string", "default": DEFAULT_MODEL, "enum": list(MODEL_NAMES)},
-            "top_k": {
-                "type": "integer",
-                "minimum": TOP_K_MIN,
-                "maximum": TOP_K_MAX,
-                "default": DEFAULT_TOP_K,
-            },
-            "preview": {"type": "boolean", "default": False},
+            **PREDICT_OPTIONS,
         },
     },
     "PredictUpload": {
@@ -138,14 +142,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["file"],
         "properties": {
             "file": {"type": "string", "format": "binary", "description": "The image file."},
-            "model_type": {"type": "string", "default": DEFAULT_MODEL, "enum": list(MODEL_NAMES)},
-            "top_k": {
-                "type": "integer",
-                "minimum": TOP_K_MIN,
-                "maximum": TOP_K_MAX,
-                "default": DEFAULT_TOP_K,
-            },
-            "preview": {"type": "boolean", "default": False},
+            **PREDICT_OPTIONS,
         },
     },
     "ModelSummary": {
@@ -205,32 +202,17 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-_MODEL_TYPE_QUERY = {
-    "name": "model_type",
-    "in": "query",
-    "required": False,
-    "description": "Used when the form has no model_type field.",
-    "schema": {"type": "string", "enum": list(MODEL_NAMES), "default": DEFAULT_MODEL},
-}
-_TOP_K_QUERY = {
-    "name": "top_k",
-    "in": "query",
-    "required": False,
-    "description": "Used when the form has no top_k field.",
-    "schema": {
-        "type": "integer",
-        "minimum": TOP_K_MIN,
-        "maximum": TOP_K_MAX,
-        "default": DEFAULT_TOP_K,
-    },
-}
-_PREVIEW_QUERY = {
-    "name": "preview",
-    "in": "query",
-    "required": False,
-    "description": "Used when the form has no preview field.",
-    "schema": {"type": "boolean", "default": False},
-}
+
+def _form_fallback_query(name: str) -> dict[str, Any]:
+    """The query parameter an upload falls back on when its form lacks the field `name`."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": f"Used when the form has no {name} field.",
+        "schema": PREDICT_OPTIONS[name],
+    }
+
 
 _PREDICT_ERRORS = {
     "400": _error(
@@ -308,7 +290,7 @@ def build_openapi(config: ServerConfig | None = None) -> dict[str, Any]:
                     + limit_text
                 ),
                 "operationId": "predict",
-                "parameters": [_MODEL_TYPE_QUERY, _TOP_K_QUERY, _PREVIEW_QUERY],
+                "parameters": [_form_fallback_query(name) for name in PREDICT_OPTIONS],
                 "requestBody": {
                     "required": True,
                     "content": {"multipart/form-data": {"schema": _ref("PredictUpload")}},
