@@ -15,34 +15,11 @@ import pytest
 import scratchnet.nn.functional as F
 from scratchnet import Tensor, nn, no_grad
 from tests.gradcheck import ErrorLog, gradcheck, vjp_check
+from tests.reference_ops import naive_conv2d
 
 rng = np.random.default_rng(1234)
 GRAD_ERRORS = ErrorLog()
 record = GRAD_ERRORS.record
-
-
-def naive_conv2d(x, weight, bias, stride, padding):
-    """The definition, one output entry at a time, with explicit zero padding."""
-    N, C, H, W = x.shape
-    OC, _, KH, KW = weight.shape
-    (sh, sw), (ph, pw) = stride, padding
-    OH = (H + 2 * ph - KH) // sh + 1
-    OW = (W + 2 * pw - KW) // sw + 1
-    y = np.zeros((N, OC, OH, OW), dtype=np.float64)
-    for n in range(N):
-        for o in range(OC):
-            for i in range(OH):
-                for j in range(OW):
-                    total = 0.0 if bias is None else float(bias[o])
-                    for c in range(C):
-                        for kh in range(KH):
-                            for kw in range(KW):
-                                ih = i * sh - ph + kh
-                                iw = j * sw - pw + kw
-                                if 0 <= ih < H and 0 <= iw < W:
-                                    total += float(x[n, c, ih, iw]) * float(weight[o, c, kh, kw])
-                    y[n, o, i, j] = total
-    return y
 
 
 # (x shape, weight shape, stride, padding)

@@ -16,6 +16,7 @@ from scratchnet.kernels import activation as act
 from scratchnet.kernels import batchnorm as bn
 from scratchnet.kernels import im2col as ic
 from scratchnet.kernels import pool
+from tests.reference_ops import naive_conv2d
 
 DTYPES = [np.float32, np.float64]
 rng = np.random.default_rng(7)
@@ -31,29 +32,6 @@ UNEVEN = [
     ((1, 1, 3, 3), (3, 3), (1, 1), (4, 4)),  # windows entirely in the padding
     ((3, 1, 4, 4), (4, 4), (1, 1), (0, 0)),  # one output position
 ]
-
-
-def naive_conv2d(x, weight, stride, padding):
-    """y[n, o, i, j] = sum(padded x window * weight[o]), one output entry at a time."""
-    N, _, H, W = x.shape
-    OC, _, KH, KW = weight.shape
-    (sh, sw), (ph, pw) = stride, padding
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    OH = (H + 2 * ph - KH) // sh + 1
-    OW = (W + 2 * pw - KW) // sw + 1
-    y = np.zeros((N, OC, OH, OW), dtype=x.dtype)
-    for n in range(N):
-        for o in range(OC):
-            for i in range(OH):
-                for j in range(OW):
-                    window = xp[n, :, i * sh : i * sh + KH, j * sw : j * sw + KW]
-                    y[n, o, i, j] = np.sum(window * weight[o])
-    return y
-
-
-# ---------------------------------------------------------------------------------------------
-# im2col / col2im
-# ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -90,7 +68,7 @@ def test_im2col_matmul_equals_naive_convolution(dtype, shape, kernel, stride, pa
     cols = ic.im2col(x, *kernel, *stride, *padding)
     N = shape[0]
     y2 = weight.reshape(4, -1) @ cols
-    expected = naive_conv2d(x, weight, stride, padding)
+    expected = naive_conv2d(x, weight, None, stride, padding)
     y = y2.reshape(4, N, *expected.shape[2:]).transpose(1, 0, 2, 3)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
@@ -395,7 +373,7 @@ def test_conv_split_into_chunks_equals_one_chunk(batch, monkeypatch):
     monkeypatch.setattr(conv_module, "batch_chunks", lambda n: thirds if n > 3 else [(0, n)])
     for got, want in zip(run(), whole):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    naive = naive_conv2d(x, weight, (1, 1), (1, 1)) + bias[:, None, None]
+    naive = naive_conv2d(x, weight, bias, (1, 1), (1, 1))
     np.testing.assert_allclose(whole[0], naive, rtol=1e-10, atol=1e-10)
 
 

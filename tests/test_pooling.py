@@ -15,6 +15,7 @@ import pytest
 import scratchnet.nn.functional as F
 from scratchnet import Tensor, nn
 from tests.gradcheck import ErrorLog, gradcheck, vjp_check
+from tests.reference_ops import naive_max_pool
 
 rng = np.random.default_rng(99)
 GRAD_ERRORS = ErrorLog()
@@ -25,26 +26,6 @@ def distinct(shape):
     """Values at least 0.5 / size apart: no ties, so a difference step never changes a max."""
     n = int(np.prod(shape))
     return (rng.permutation(n) + rng.uniform(0.25, 0.75, n)).reshape(shape) / n * 4 - 2
-
-
-def naive_max_pool(x, kernel, stride, padding):
-    N, C, H, W = x.shape
-    (KH, KW), (sh, sw), (ph, pw) = kernel, stride, padding
-    OH = (H + 2 * ph - KH) // sh + 1
-    OW = (W + 2 * pw - KW) // sw + 1
-    y = np.empty((N, C, OH, OW), dtype=x.dtype)
-    for n in range(N):
-        for c in range(C):
-            for i in range(OH):
-                for j in range(OW):
-                    best = -np.inf
-                    for kh in range(KH):
-                        for kw in range(KW):
-                            ih, iw = i * sh - ph + kh, j * sw - pw + kw
-                            if 0 <= ih < H and 0 <= iw < W:
-                                best = max(best, x[n, c, ih, iw])
-                    y[n, c, i, j] = best
-    return y
 
 
 def naive_adaptive_avg_pool(x, out):
