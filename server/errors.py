@@ -36,6 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("server.errors")
 
+INTERNAL_ERROR_DETAIL = "the server failed to handle this request"
+
 # The short codes for statuses that Starlette raises by itself.
 STATUS_CODES = {
     400: "bad_request",
@@ -70,26 +72,30 @@ class APIError(Exception):
         self.extra = extra
 
 
-class BodyTooLargeError(HTTPException):
+class BodyError(HTTPException):
+    """Raised from receive() when the body breaks a limit: the rest of it is never read, so the
+    connection cannot be reused."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(status_code, detail, headers={"Connection": "close"})
+
+
+class BodyTooLargeError(BodyError):
     """Raised from receive() once the body has grown past the limit."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(
-            413,
-            f"request body is larger than the limit of {limit} bytes",
-            headers={"Connection": "close"},
-        )
+        super().__init__(413, too_large_detail(limit))
 
 
-class BodyTimeoutError(HTTPException):
+class BodyTimeoutError(BodyError):
     """Raised from receive() once the body has taken longer than the deadline."""
 
     def __init__(self, timeout: float) -> None:
-        super().__init__(
-            408,
-            f"the request body did not arrive within the limit of {timeout:g} s",
-            headers={"Connection": "close"},
-        )
+        super().__init__(408, f"the request body did not arrive within the limit of {timeout:g} s")
+
+
+def too_large_detail(limit: int) -> str:
+    return f"request body is larger than the limit of {limit} bytes"
 
 
 def error_body(error: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -128,7 +134,7 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:
     """Last resort, installed in Starlette's ServerErrorMiddleware: no traceback to the client."""
-    return error_response(500, "internal_error", "the server failed to handle this request")
+    return error_response(500, "internal_error", INTERNAL_ERROR_DETAIL)
 
 
 def _phrase_code(status: int) -> str:
@@ -155,6 +161,20 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+class _TrackedSend:
+    """An ASGI send that records whether the response has started: past that, an error can no
+    longer be answered with a JSON body."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
 class BodyLimitMiddleware:
     """Reject request bodies over `max_bytes` with 413, whether declared or streamed, and
     bodies still incomplete `timeout` seconds after the request's headers with 408."""
@@ -169,7 +189,6 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
 
-        detail = f"request body is larger than the limit of {self.max_bytes} bytes"
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             try:
@@ -178,14 +197,15 @@ class BodyLimitMiddleware:
                 await _send_json(send, 400, error_body("bad_request", "invalid Content-Length"))
                 return
             if too_large:
+                detail = too_large_detail(self.max_bytes)
                 await _send_json(send, 413, error_body("payload_too_large", detail))
                 return
 
+        tracked = _TrackedSend(send)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         received = 0
         body_complete = False
-        response_started = False
 
         async def limited_receive() -> Message:
             nonlocal received, body_complete
@@ -202,18 +222,12 @@ class BodyLimitMiddleware:
                 body_complete = not message.get("more_body", False)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except (BodyTooLargeError, BodyTimeoutError) as exc:
+            await self.app(scope, limited_receive, tracked)
+        except BodyError as exc:
             # Normally the endpoint's exception handler already answered; this is for a body
             # read outside an endpoint.
-            if response_started:
+            if tracked.started:
                 raise
             code = STATUS_CODES[exc.status_code]
             await _send_json(send, exc.status_code, error_body(code, exc.detail))
@@ -230,30 +244,19 @@ class CatchAllMiddleware:
             await self.app(scope, receive, send)
             return
 
-        response_started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracked = _TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except ClientDisconnect:
             # The client went away mid-request: nobody is left to answer.
             logger.info("client disconnected during %s %s", scope.get("method"), scope.get("path"))
         except Exception:
             logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if response_started:
+            if tracked.started:
                 # Half a response has gone out: all that is left is to drop the connection,
                 # which the server does when the exception reaches it.
                 raise
-            await _send_json(
-                send,
-                500,
-                error_body("internal_error", "the server failed to handle this request"),
-            )
+            await _send_json(send, 500, error_body("internal_error", INTERNAL_ERROR_DETAIL))
 
 
 class JSONCORSMiddleware(CORSMiddleware):
