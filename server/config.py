@@ -164,18 +164,16 @@ _BOOL_WORDS |= {"0": False, "false": False, "no": False, "off": False}
 
 
 def _convert(name: str, raw: str) -> Any:
-    if name in _INT_FIELDS:
-        try:
-            return int(raw)
-        except ValueError:
-            variable = ENV_PREFIX + name.upper()
-            raise ConfigError(f"{variable} must be an integer, got {raw!r}") from None
-    if name in _FLOAT_FIELDS:
-        try:
-            return float(raw)
-        except ValueError:
-            variable = ENV_PREFIX + name.upper()
-            raise ConfigError(f"{variable} must be a number of seconds, got {raw!r}") from None
+    for names, parse, expected in (
+        (_INT_FIELDS, int, "an integer"),
+        (_FLOAT_FIELDS, float, "a number of seconds"),
+    ):
+        if name in names:
+            try:
+                return parse(raw)
+            except ValueError:
+                variable = ENV_PREFIX + name.upper()
+                raise ConfigError(f"{variable} must be {expected}, got {raw!r}") from None
     if name == "warmup":
         if raw.lower() not in _BOOL_WORDS:
             raise ConfigError(f"{ENV_PREFIX}WARMUP must be true or false, got {raw!r}")
