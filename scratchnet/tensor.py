@@ -349,7 +349,7 @@ class Tensor:
     # -- operators -------------------------------------------------------------------------
     # The operators (+, -, *, /, @, [], unary -) and the differentiable methods (exp, log,
     # relu, softmax, log_softmax, sum, mean, reshape, view, flatten, transpose, T) are the
-    # calls of the Functions in scratchnet/ops.py, which adds them to this class (see
+    # calls of the Functions in scratchnet/ops/, which adds them to this class (see
     # ops.TensorMethods: this file cannot import the one that builds on it).
 
     def argmax(self, axis: int | None = None) -> np.ndarray:

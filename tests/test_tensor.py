@@ -158,7 +158,7 @@ def test_item_and_repr():
 
 
 def test_operators_and_methods_route_to_the_ops_functions():
-    """ops.py adds Tensor's operators (tensor.py cannot import it): each one is there, and
+    """scratchnet.ops adds Tensor's operators (tensor.py cannot import it): each one is there, and
     each one builds the node of its Function."""
     from scratchnet import ops
 

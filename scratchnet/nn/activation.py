@@ -1,4 +1,4 @@
-"""ReLU as a layer. The operation itself is the engine's (scratchnet/ops.py: ReLU, relu)."""
+"""ReLU as a layer. The operation itself is the engine's (scratchnet/ops/activation.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The functional forms of the layers, as torch.nn.functional: each takes and returns Tensors.
 
 Each function is defined in its layer's file, beside its Function and its Module; relu,
-softmax and log_softmax are the engine's own (scratchnet/ops.py).
+softmax and log_softmax are the engine's own (scratchnet/ops/activation.py).
 """
 
 from scratchnet.nn.batchnorm import batch_norm
