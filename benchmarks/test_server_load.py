@@ -25,8 +25,6 @@ from __future__ import annotations
 import http.client
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -35,9 +33,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.cold_start import drawing_png, multipart
-from tests.processes import free_port, stop
+from tests.processes import running_server
 
-REPO = Path(__file__).resolve().parent.parent
 REQUESTS = 2000
 LATENCY_REQUESTS = 300
 CLIENTS = 4
@@ -77,31 +74,10 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module", params=WORKERS, ids=lambda workers: f"workers={workers}")
 def server(model_dir: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, int, int]]:
-    port = free_port()
-    workers = str(request.param)
-    command = [
-        sys.executable, "-m", "server", "--port", str(port), "--model-dir", str(model_dir),
-        "--workers", workers, "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline, "the server did not start within 120 s"
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/health")
-                if connection.getresponse().status == 200:
-                    connection.close()
-                    break
-                connection.close()
-            except OSError:
-                pass
-            time.sleep(0.05)
+    with running_server(
+        "--model-dir", str(model_dir), "--workers", str(request.param)
+    ) as port:  # fmt: skip
         yield "127.0.0.1", port, request.param
-    finally:
-        stop(process)
 
 
 def run_clients(

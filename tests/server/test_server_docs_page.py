@@ -7,45 +7,21 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.processes import free_port, stop
+from tests.processes import running_server
 
 pytestmark = pytest.mark.browser
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def live_url(model_dir: Path) -> Iterator[str]:
-    port = free_port()
-    command = [
-        sys.executable, "-m", "server", "--port", str(port), "--model-dir", str(model_dir),
-        "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCRATCHNET_")}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline, "the server did not start"
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        stop(process)
+    with running_server("--model-dir", str(model_dir), env=env) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

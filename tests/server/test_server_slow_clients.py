@@ -7,17 +7,13 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.processes import free_port, stop
+from tests.processes import running_server
 
-REPO = Path(__file__).resolve().parents[2]
 HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 2.0
 MAX_CONNECTIONS = 400
@@ -41,26 +37,12 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
     model_dir = tmp_path_factory.mktemp("slow-models")
     save_test_models(model_dir)
-    port = free_port()
-    command = [
-        sys.executable, "-m", "server", "--port", str(port), "--model-dir", str(model_dir),
+    with running_server(
+        "--model-dir", str(model_dir),
         "--header-timeout", str(HEADER_TIMEOUT), "--body-timeout", str(BODY_TIMEOUT),
-        "--max-connections", str(MAX_CONNECTIONS), "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline, "the server did not start within 120 s"
-            try:
-                if get(port, "/health")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+        "--max-connections", str(MAX_CONNECTIONS),
+    ) as port:  # fmt: skip
         yield port
-    finally:
-        stop(process)
 
 
 def open_sockets(port: int, count: int, data: bytes) -> list[socket.socket]:
