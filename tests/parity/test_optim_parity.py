@@ -22,97 +22,83 @@ from tests.parity.compare import DTYPES, TOLERANCE, dtype_name, slug  # noqa: E4
 
 SHAPES = [(4, 3), (3,), (2, 2, 3)]
 
-# (name, scratchnet optimizer, torch optimizer): both called with a list of parameters.
-OPTIMIZERS: list[tuple[str, Callable, Callable]] = [
-    ("SGD", lambda p: optim.SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
-    (
-        "SGD momentum",
-        lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
-        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
-    ),
+# (name, class in both scratchnet.optim and torch.optim, keyword arguments)
+OPTIMIZERS: list[tuple[str, str, dict[str, Any]]] = [
+    ("SGD", "SGD", {"lr": 0.1}),
+    ("SGD momentum", "SGD", {"lr": 0.1, "momentum": 0.9}),
     (
         "SGD momentum, dampening, weight decay",
-        lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.05),
-        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.05),
+        "SGD",
+        {"lr": 0.1, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.05},
     ),
-    (
-        "SGD nesterov",
-        lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
-        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
-    ),
+    ("SGD nesterov", "SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
     (
         "SGD nesterov, weight decay",
-        lambda p: optim.SGD(p, lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.01),
-        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.01),
+        "SGD",
+        {"lr": 0.1, "momentum": 0.8, "nesterov": True, "weight_decay": 0.01},
     ),
-    ("Adam", lambda p: optim.Adam(p, lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
-    (
-        "Adam weight decay (L2)",
-        lambda p: optim.Adam(p, lr=0.01, weight_decay=0.1),
-        lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.1),
-    ),
+    ("Adam", "Adam", {"lr": 0.01}),
+    ("Adam weight decay (L2)", "Adam", {"lr": 0.01, "weight_decay": 0.1}),
     (
         "Adam betas, eps, amsgrad",
-        lambda p: optim.Adam(p, lr=0.02, betas=(0.8, 0.99), eps=1e-6, amsgrad=True),
-        lambda p: torch.optim.Adam(p, lr=0.02, betas=(0.8, 0.99), eps=1e-6, amsgrad=True),
+        "Adam",
+        {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-6, "amsgrad": True},
     ),
-    (
-        "AdamW",
-        lambda p: optim.AdamW(p, lr=0.01, weight_decay=0.1),
-        lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1),
-    ),
-    ("AdamW defaults", lambda p: optim.AdamW(p), lambda p: torch.optim.AdamW(p)),
+    ("AdamW", "AdamW", {"lr": 0.01, "weight_decay": 0.1}),
+    ("AdamW defaults", "AdamW", {}),
 ]
 
-# (name, optimizer pair index, scratchnet scheduler, torch scheduler, steps)
-SCHEDULERS: list[tuple[str, str, Callable, Callable, int]] = [
-    (
-        "StepLR",
-        "SGD momentum",
-        lambda o: optim.StepLR(o, step_size=3, gamma=0.5),
-        lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
-        10,
-    ),
-    (
-        "CosineAnnealingLR",
-        "Adam",
-        lambda o: optim.CosineAnnealingLR(o, T_max=5),
-        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=5),
-        13,  # past T_max, where the cosine climbs back up
-    ),
+# (name, optimizer name in OPTIMIZERS, class in both scratchnet.optim and
+# torch.optim.lr_scheduler, keyword arguments, steps)
+SCHEDULERS: list[tuple[str, str, str, dict[str, Any], int]] = [
+    ("StepLR", "SGD momentum", "StepLR", {"step_size": 3, "gamma": 0.5}, 10),
+    # 13 steps: past T_max, where the cosine climbs back up.
+    ("CosineAnnealingLR", "Adam", "CosineAnnealingLR", {"T_max": 5}, 13),
     (
         "CosineAnnealingLR eta_min",
         "SGD nesterov",
-        lambda o: optim.CosineAnnealingLR(o, T_max=4, eta_min=0.01),
-        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=4, eta_min=0.01),
+        "CosineAnnealingLR",
+        {"T_max": 4, "eta_min": 0.01},
         10,
     ),
     (
         "OneCycleLR (SGD momentum cycling)",
         "SGD momentum",
-        lambda o: optim.OneCycleLR(o, max_lr=0.2, total_steps=20),
-        lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.2, total_steps=20),
+        "OneCycleLR",
+        {"max_lr": 0.2, "total_steps": 20},
         20,
     ),
     (
         "OneCycleLR (AdamW beta1 cycling)",
         "AdamW",
-        lambda o: optim.OneCycleLR(o, max_lr=0.01, epochs=3, steps_per_epoch=6),
-        lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.01, epochs=3, steps_per_epoch=6),
+        "OneCycleLR",
+        {"max_lr": 0.01, "epochs": 3, "steps_per_epoch": 6},
         18,
     ),
     (
         "OneCycleLR three-phase, linear",
         "Adam",
-        lambda o: optim.OneCycleLR(
-            o, max_lr=0.05, total_steps=15, three_phase=True, anneal_strategy="linear"
-        ),
-        lambda o: torch.optim.lr_scheduler.OneCycleLR(
-            o, max_lr=0.05, total_steps=15, three_phase=True, anneal_strategy="linear"
-        ),
+        "OneCycleLR",
+        {"max_lr": 0.05, "total_steps": 15, "three_phase": True, "anneal_strategy": "linear"},
         15,
     ),
 ]
+
+
+def _optimizers(cls: str, kwargs: dict[str, Any]) -> tuple[Callable, Callable]:
+    """(scratchnet, torch) constructors of optimizer `cls`, each called with a parameter list."""
+    return (
+        lambda params: getattr(optim, cls)(params, **kwargs),
+        lambda params: getattr(torch.optim, cls)(params, **kwargs),
+    )
+
+
+def _schedulers(cls: str, kwargs: dict[str, Any]) -> tuple[Callable, Callable]:
+    """(scratchnet, torch) constructors of scheduler `cls`, each called with an optimizer."""
+    return (
+        lambda opt: getattr(optim, cls)(opt, **kwargs),
+        lambda opt: getattr(torch.optim.lr_scheduler, cls)(opt, **kwargs),
+    )
 
 
 def _group_values(group: dict[str, Any]) -> list[float]:
@@ -167,8 +153,8 @@ def run_both(
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("case", OPTIMIZERS, ids=lambda case: slug(case[0]))
 def test_optimizer_matches_torch(case, dtype, parity_errors):
-    name, make_ours, make_theirs = case
-    error, _ = run_both(make_ours, make_theirs, dtype, steps=12)
+    name, cls, kwargs = case
+    error, _ = run_both(*_optimizers(cls, kwargs), dtype, steps=12)
     parity_errors.record(f"optim {name}", dtype_name(dtype), error)
     tol = TOLERANCE[dtype_name(dtype)]
     assert error <= tol, f"{name}: parameters differ by {error:.2e} after 12 steps"
@@ -177,10 +163,13 @@ def test_optimizer_matches_torch(case, dtype, parity_errors):
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("case", SCHEDULERS, ids=lambda case: slug(case[0]))
 def test_scheduler_matches_torch(case, dtype, parity_errors):
-    name, optimizer_name, sched_ours, sched_theirs, steps = case
-    _, make_ours, make_theirs = next(o for o in OPTIMIZERS if o[0] == optimizer_name)
+    name, optimizer_name, cls, kwargs, steps = case
+    _, optimizer_cls, optimizer_kwargs = next(o for o in OPTIMIZERS if o[0] == optimizer_name)
     error, hyper_error = run_both(
-        make_ours, make_theirs, dtype, steps, schedulers=(sched_ours, sched_theirs)
+        *_optimizers(optimizer_cls, optimizer_kwargs),
+        dtype,
+        steps,
+        schedulers=_schedulers(cls, kwargs),
     )
     parity_errors.record(f"sched {name}", dtype_name(dtype), error)
     parity_errors.record(f"sched {name}", "lr/momentum", hyper_error)
