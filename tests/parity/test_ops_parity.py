@@ -44,92 +44,64 @@ def numerator_and_denominator(a: tuple[int, ...], b: tuple[int, ...]) -> Arrays:
 
 TARGET = np.array([3, 0, 9, 9, 1, 4, 7, 2, 5, 6, 8, 0, 1, 3, 3, 2])
 
+
+def same(op: str, variant: str, fn: Callable, make: Arrays) -> tuple:
+    """A case whose scratchnet and torch code is the same expression."""
+    return (op, variant, fn, fn, make)
+
+
+def reduction(
+    op: str,
+    variant: str,
+    make: Arrays,
+    axis: int | tuple[int, ...] | None = None,
+    keepdims: bool = False,
+) -> tuple:
+    """a.sum / a.mean in NumPy's words (axis, keepdims) against torch's (dim, keepdim)."""
+
+    def ours(a):
+        return getattr(a, op)(axis=axis, keepdims=keepdims)
+
+    def theirs(a):
+        if axis is None:
+            return getattr(a, op)()
+        return getattr(a, op)(dim=axis, keepdim=keepdims)
+
+    return (op, variant, ours, theirs, make)
+
+
 # (operation, variant, scratchnet function, torch function, inputs)
 CASES: list[tuple[str, str, Callable, Callable, Arrays]] = [
-    ("add", "same shape", lambda a, b: a + b, lambda a, b: a + b, normal((3, 4), (3, 4))),
-    ("add", "broadcast", lambda a, b: a + b, lambda a, b: a + b, normal((2, 3, 1), (3, 5))),
-    ("add", "scalar", lambda a: a + 2.5, lambda a: a + 2.5, normal((4, 3))),
-    ("sub", "broadcast", lambda a, b: a - b, lambda a, b: a - b, normal((4, 1), (3,))),
-    ("sub", "reflected", lambda a: 1.5 - a, lambda a: 1.5 - a, normal((2, 3))),
-    ("mul", "broadcast", lambda a, b: a * b, lambda a, b: a * b, normal((3, 4), (3, 1))),
-    ("mul", "same input twice", lambda a: a * a, lambda a: a * a, normal((5, 2))),
-    (
-        "div",
-        "broadcast",
-        lambda a, b: a / b,
-        lambda a, b: a / b,
-        numerator_and_denominator((3, 4), (1, 4)),
-    ),
-    ("div", "reflected", lambda a: 2.0 / a, lambda a: 2.0 / a, positive((3, 3))),
-    ("neg", "", lambda a: -a, lambda a: -a, normal((3, 5))),
-    ("exp", "", lambda a: a.exp(), lambda a: a.exp(), normal((4, 5))),
-    ("log", "", lambda a: a.log(), lambda a: a.log(), positive((4, 5))),
-    ("matmul", "2-D", lambda a, b: a @ b, lambda a, b: a @ b, normal((6, 20), (20, 7))),
-    (
-        "matmul",
-        "batched, broadcast",
-        lambda a, b: a @ b,
-        lambda a, b: a @ b,
-        normal((2, 3, 8), (8, 5)),
-    ),
-    (
-        "matmul",
-        "batched both",
-        lambda a, b: a @ b,
-        lambda a, b: a @ b,
-        normal((2, 3, 4), (2, 4, 5)),
-    ),
-    ("matmul", "vector @ matrix", lambda a, b: a @ b, lambda a, b: a @ b, normal((6,), (6, 3))),
-    ("matmul", "matrix @ vector", lambda a, b: a @ b, lambda a, b: a @ b, normal((3, 6), (6,))),
-    ("sum", "all", lambda a: a.sum(), lambda a: a.sum(), normal((5, 6))),
-    ("sum", "axis", lambda a: a.sum(axis=1), lambda a: a.sum(dim=1), normal((3, 4, 5))),
-    (
-        "sum",
-        "axes, keepdims",
-        lambda a: a.sum(axis=(0, 2), keepdims=True),
-        lambda a: a.sum(dim=(0, 2), keepdim=True),
-        normal((3, 4, 5)),
-    ),
-    ("sum", "negative axis", lambda a: a.sum(axis=-1), lambda a: a.sum(dim=-1), normal((3, 4))),
-    ("mean", "all", lambda a: a.mean(), lambda a: a.mean(), normal((5, 6))),
-    ("mean", "axis", lambda a: a.mean(axis=0), lambda a: a.mean(dim=0), normal((4, 3, 2))),
-    (
-        "mean",
-        "axes, keepdims",
-        lambda a: a.mean(axis=(1, 2), keepdims=True),
-        lambda a: a.mean(dim=(1, 2), keepdim=True),
-        normal((3, 4, 5)),
-    ),
-    (
-        "mean",
-        "negative axis, keepdims",
-        lambda a: a.mean(axis=-1, keepdims=True),
-        lambda a: a.mean(dim=-1, keepdim=True),
-        normal((2, 7)),
-    ),
-    (
-        "reshape",
-        "",
-        lambda a: a.reshape(6, 4) * 1.5,
-        lambda a: a.reshape(6, 4) * 1.5,
-        normal((2, 3, 4)),
-    ),
-    (
-        "reshape",
-        "-1",
-        lambda a: a.reshape(-1, 2) * 1.5,
-        lambda a: a.reshape(-1, 2) * 1.5,
-        normal((3, 4)),
-    ),
-    (
-        "flatten",
-        "start_dim=1",
-        lambda a: a.flatten(1),
-        lambda a: a.flatten(1),
-        normal((2, 3, 4, 5)),
-    ),
-    ("flatten", "1..2", lambda a: a.flatten(1, 2), lambda a: a.flatten(1, 2), normal((2, 3, 4, 5))),
-    ("flatten", "all", lambda a: a.flatten(), lambda a: a.flatten(), normal((2, 3, 4))),
+    same("add", "same shape", lambda a, b: a + b, normal((3, 4), (3, 4))),
+    same("add", "broadcast", lambda a, b: a + b, normal((2, 3, 1), (3, 5))),
+    same("add", "scalar", lambda a: a + 2.5, normal((4, 3))),
+    same("sub", "broadcast", lambda a, b: a - b, normal((4, 1), (3,))),
+    same("sub", "reflected", lambda a: 1.5 - a, normal((2, 3))),
+    same("mul", "broadcast", lambda a, b: a * b, normal((3, 4), (3, 1))),
+    same("mul", "same input twice", lambda a: a * a, normal((5, 2))),
+    same("div", "broadcast", lambda a, b: a / b, numerator_and_denominator((3, 4), (1, 4))),
+    same("div", "reflected", lambda a: 2.0 / a, positive((3, 3))),
+    same("neg", "", lambda a: -a, normal((3, 5))),
+    same("exp", "", lambda a: a.exp(), normal((4, 5))),
+    same("log", "", lambda a: a.log(), positive((4, 5))),
+    same("matmul", "2-D", lambda a, b: a @ b, normal((6, 20), (20, 7))),
+    same("matmul", "batched, broadcast", lambda a, b: a @ b, normal((2, 3, 8), (8, 5))),
+    same("matmul", "batched both", lambda a, b: a @ b, normal((2, 3, 4), (2, 4, 5))),
+    same("matmul", "vector @ matrix", lambda a, b: a @ b, normal((6,), (6, 3))),
+    same("matmul", "matrix @ vector", lambda a, b: a @ b, normal((3, 6), (6,))),
+    reduction("sum", "all", normal((5, 6))),
+    reduction("sum", "axis", normal((3, 4, 5)), axis=1),
+    reduction("sum", "axes, keepdims", normal((3, 4, 5)), axis=(0, 2), keepdims=True),
+    reduction("sum", "negative axis", normal((3, 4)), axis=-1),
+    reduction("mean", "all", normal((5, 6))),
+    reduction("mean", "axis", normal((4, 3, 2)), axis=0),
+    reduction("mean", "axes, keepdims", normal((3, 4, 5)), axis=(1, 2), keepdims=True),
+    reduction("mean", "negative axis, keepdims", normal((2, 7)), axis=-1, keepdims=True),
+    same("reshape", "", lambda a: a.reshape(6, 4) * 1.5, normal((2, 3, 4))),
+    same("reshape", "-1", lambda a: a.reshape(-1, 2) * 1.5, normal((3, 4))),
+    same("flatten", "start_dim=1", lambda a: a.flatten(1), normal((2, 3, 4, 5))),
+    same("flatten", "1..2", lambda a: a.flatten(1, 2), normal((2, 3, 4, 5))),
+    same("flatten", "all", lambda a: a.flatten(), normal((2, 3, 4))),
     ("relu", "", F.relu, TF.relu, away_from_zero((6, 7))),
     (
         "log_softmax",
