@@ -450,24 +450,14 @@ class CheckpointFile:
 
     def check_fits(self, expected: Mapping[str, np.ndarray]) -> None:
         """Raise unless the state_dict arrays have exactly expected's keys, shapes and dtypes."""
-        state_keys = {k for k in self.headers if not k.startswith(OPTIMIZER_PREFIX)}
-        missing = sorted(set(expected) - state_keys)
-        unexpected = sorted(state_keys - set(expected))
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f"missing keys: {', '.join(missing)}")
-            if unexpected:
-                parts.append(f"unexpected keys: {', '.join(unexpected)}")
-            raise self._error(f"does not fit the model: {'; '.join(parts)}")
-        for key, value in expected.items():
-            shape, dtype = self.headers[key]
-            want = np.asarray(value)
-            if shape != want.shape or dtype != want.dtype:
-                raise self._error(
-                    f"does not fit the model: {key} is {dtype} of shape {shape}, "
-                    f"the model expects {want.dtype} of shape {want.shape}"
-                )
+        stored = {
+            key: (shape, dtype, str(dtype))
+            for key, (shape, dtype) in self.headers.items()
+            if not key.startswith(OPTIMIZER_PREFIX)
+        }
+        problem = fit_problem(stored, expected)
+        if problem:
+            raise self._error(f"does not fit the model: {problem}")
 
     def read(
         self, expected: Mapping[str, np.ndarray] | None = None
@@ -510,6 +500,36 @@ class CheckpointFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def fit_problem(
+    stored: Mapping[str, tuple[tuple[int, ...], np.dtype | None, str]],
+    expected: Mapping[str, np.ndarray],
+) -> str | None:
+    """Why the stored arrays do not fit a model's state_dict `expected`; None when they do.
+
+    stored maps each key to (shape, dtype, the file's name for that dtype). They fit when the
+    keys are exactly expected's and each array has the shape and dtype of expected's array.
+    A dtype of None (one numpy has no match for) fits nothing. Shared by both file formats.
+    """
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected)}")
+        return "; ".join(parts)
+    for key, value in expected.items():
+        shape, dtype, dtype_name = stored[key]
+        want = np.asarray(value)
+        if shape != want.shape or dtype != want.dtype:
+            return (
+                f"{key} is {dtype_name} of shape {shape}, "
+                f"the model expects {want.dtype} of shape {want.shape}"
+            )
+    return None
 
 
 def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:

@@ -31,6 +31,7 @@ from scratchnet.checkpoint import (
     MAX_FILE_BYTES,
     MAX_JSON_BYTES,
     CheckpointError,
+    fit_problem,
     open_regular_file,
     parse_json,
 )
@@ -110,26 +111,16 @@ class SafetensorsFile:
 
     def check_fits(self, expected: Mapping[str, np.ndarray]) -> None:
         """Raise unless the tensors have exactly expected's keys, shapes and dtypes."""
-        missing = sorted(set(expected) - set(self.headers))
-        unexpected = sorted(set(self.headers) - set(expected))
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f"missing keys: {', '.join(missing)}")
-            if unexpected:
-                parts.append(f"unexpected keys: {', '.join(unexpected)}")
-            raise self._error(f"does not fit the model: {'; '.join(parts)}")
-        for key, value in expected.items():
-            info = self.headers[key]
-            want = np.asarray(value)
+        stored = {}
+        for key, info in self.headers.items():
             if not isinstance(info, dict) or not isinstance(info.get("shape"), list):
                 raise self._error(f"is not a safetensors file: bad header entry for {key}")
-            shape = tuple(info["shape"])
-            if shape != want.shape or DTYPES.get(info.get("dtype")) != want.dtype:
-                raise self._error(
-                    f"does not fit the model: {key} is {info.get('dtype')} of shape {shape}, "
-                    f"the model expects {want.dtype} of shape {want.shape}"
-                )
+            name = info.get("dtype")
+            dtype = DTYPES.get(name) if isinstance(name, str) else None  # a list is unhashable
+            stored[key] = (tuple(info["shape"]), dtype, str(name))
+        problem = fit_problem(stored, expected)
+        if problem:
+            raise self._error(f"does not fit the model: {problem}")
 
     def read(
         self, expected: Mapping[str, np.ndarray] | None = None
