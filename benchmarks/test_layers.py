@@ -77,50 +77,37 @@ def _bn_elements(c: int, h: int) -> float:
     return float(BATCH * c * h * h)
 
 
+def _conv_layer(name: str, c: int, oc: int, h: int, input_grad: bool = True) -> Layer:
+    """A 3x3 convolution over (BATCH, c, h, h). Backward: dweight costs as much as the forward,
+    and dx (when the input needs a gradient) as much again."""
+    flops = conv_flops(BATCH, c, oc, h, h)
+    backward = 2 * flops if input_grad else flops
+    return Layer(name, (BATCH, c, h, h), _conv(c, oc), flops, backward, input_grad=input_grad)
+
+
+def _max_pool_layer(name: str, c: int, h: int) -> Layer:
+    """Max-pool 2x2 over (BATCH, c, h, h): 3 comparisons per output forward, one addition per
+    output backward."""
+    outputs = BATCH * c * (h // 2) ** 2
+
+    def make() -> tuple[Any, Any]:
+        return nn.MaxPool2d(2), torch.nn.MaxPool2d(2)
+
+    return Layer(name, (BATCH, c, h, h), make, 3 * outputs, outputs)
+
+
 LAYERS = [
     # conv1 sees the image, which needs no gradient: its backward is dweight and dbias only.
-    Layer(
-        "conv1",
-        (BATCH, 1, 28, 28),
-        _conv(1, 32),
-        conv_flops(BATCH, 1, 32, 28, 28),
-        conv_flops(BATCH, 1, 32, 28, 28),
-        input_grad=False,
-    ),
-    Layer(
-        "conv2",
-        (BATCH, 32, 14, 14),
-        _conv(32, 64),
-        conv_flops(BATCH, 32, 64, 14, 14),
-        2 * conv_flops(BATCH, 32, 64, 14, 14),
-    ),
-    Layer(
-        "conv3",
-        (BATCH, 64, 7, 7),
-        _conv(64, 128),
-        conv_flops(BATCH, 64, 128, 7, 7),
-        2 * conv_flops(BATCH, 64, 128, 7, 7),
-    ),
+    _conv_layer("conv1", 1, 32, 28, input_grad=False),
+    _conv_layer("conv2", 32, 64, 14),
+    _conv_layer("conv3", 64, 128, 7),
     # BatchNorm, training mode. Forward: sum, squared deviations, (x - mean) * k + b: 7 per
     # element. Backward: sum(dy), sum(dy * (x - mean)), then the dx formula: 10 per element.
     Layer("bn1", (BATCH, 32, 28, 28), _bn(32), 7 * _bn_elements(32, 28), 10 * _bn_elements(32, 28)),
     Layer("bn2", (BATCH, 64, 14, 14), _bn(64), 7 * _bn_elements(64, 14), 10 * _bn_elements(64, 14)),
     Layer("bn3", (BATCH, 128, 7, 7), _bn(128), 7 * _bn_elements(128, 7), 10 * _bn_elements(128, 7)),
-    # Max-pool 2x2: 3 comparisons per output forward, one addition per output backward.
-    Layer(
-        "pool1",
-        (BATCH, 32, 28, 28),
-        lambda: (nn.MaxPool2d(2), torch.nn.MaxPool2d(2)),
-        3 * BATCH * 32 * 14 * 14,
-        BATCH * 32 * 14 * 14,
-    ),
-    Layer(
-        "pool2",
-        (BATCH, 64, 14, 14),
-        lambda: (nn.MaxPool2d(2), torch.nn.MaxPool2d(2)),
-        3 * BATCH * 64 * 7 * 7,
-        BATCH * 64 * 7 * 7,
-    ),
+    _max_pool_layer("pool1", 32, 28),
+    _max_pool_layer("pool2", 64, 14),
     # Global average pool: one addition per input forward, one multiplication per input back.
     Layer(
         "avgpool",
