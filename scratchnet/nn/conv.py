@@ -14,9 +14,8 @@ import numpy as np
 
 from scratchnet.kernels.im2col import col2im, im2col, output_size
 from scratchnet.kernels.winograd import NB
-from scratchnet.nn import init
-from scratchnet.nn.module import Module, Parameter
-from scratchnet.nn.utils import IntPair, check_4d, to_pair
+from scratchnet.nn.module import Module
+from scratchnet.nn.utils import IntPair, check_4d, init_weight_and_bias, to_pair
 from scratchnet.nn.winograd import Winograd3x3Function
 from scratchnet.runtime.threads import batch_chunks, map_chunks
 from scratchnet.tensor import Context, Function, Tensor
@@ -289,13 +288,7 @@ class Conv2d(Module):
         self.kernel_size = to_pair(kernel_size, "kernel_size")
         self.stride = to_pair(stride, "stride")
         self.padding = to_pair(padding, "padding")
-        shape = (out_channels, in_channels, *self.kernel_size)
-        self.weight = Parameter(init.kaiming_uniform(shape, a=5**0.5))
-        if bias:
-            bound = init.fan_in_bias_bound(shape)
-            self.bias = Parameter(init.uniform((out_channels,), -bound, bound))
-        else:
-            self.register_parameter("bias", None)
+        init_weight_and_bias(self, (out_channels, in_channels, *self.kernel_size), bias)
 
     def forward(self, x: Tensor) -> Tensor:
         name = type(self).__name__

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from scratchnet import ops
-from scratchnet.nn import init
-from scratchnet.nn.module import Module, Parameter
+from scratchnet.nn.module import Module
+from scratchnet.nn.utils import init_weight_and_bias
 from scratchnet.runtime.threads import PARALLEL_MIN_WORK, parallel_for
 from scratchnet.tensor import Context, Function, Tensor
 
@@ -84,13 +84,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        shape = (out_features, in_features)
-        self.weight = Parameter(init.kaiming_uniform(shape, a=5**0.5))
-        if bias:
-            bound = init.fan_in_bias_bound(shape)
-            self.bias = Parameter(init.uniform((out_features,), -bound, bound))
-        else:
-            self.register_parameter("bias", None)
+        init_weight_and_bias(self, (out_features, in_features), bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return linear(x, self.weight, self.bias)
