@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import scratchnet
-from benchmarks.conftest import run_benchmark, to_numpy
+from benchmarks.conftest import run_benchmark
 from benchmarks.test_layers import conv_flops
 from reference import models as reference
 from reference.convert import state_dict_to_torch
@@ -126,34 +126,32 @@ def _predictor(framework: str, ours: Any, theirs: Any) -> Any:
     return predict
 
 
-@pytest.mark.parametrize("model_name", ["cnn", "linear"])
-def test_inference_batch_1000(benchmark: Any, framework: str, model_name: str) -> None:
-    benchmark.group = f"inference {model_name} 1000 images"
+def _time_inference(
+    benchmark: Any, framework: str, model_name: str, images: int, seed: int, rounds: int
+) -> None:
+    """Times `framework` predicting `images` images; its logits must match the other's."""
+    benchmark.group = f"inference {model_name} {images} image{'s' if images > 1 else ''}"
     ours, theirs = _pair(model_name)
     predict = _predictor(framework, ours, theirs)
-    x, _ = _images(1000, seed=1)
-    flops = 1000 * MODELS[model_name][2]
+    x, _ = _images(images, seed=seed)
+    flops = images * MODELS[model_name][2]
     logits = run_benchmark(
-        benchmark, lambda: predict(x), framework=framework, flops=flops, rounds=7
+        benchmark, lambda: predict(x), framework=framework, flops=flops, rounds=rounds
     )
-    benchmark.extra_info["images"] = 1000
+    benchmark.extra_info["images"] = images
+    assert logits.shape == (images, 10)
     other = _predictor("torch" if framework == "scratchnet" else "scratchnet", ours, theirs)
     np.testing.assert_allclose(logits, other(x), rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("model_name", ["cnn", "linear"])
+def test_inference_batch_1000(benchmark: Any, framework: str, model_name: str) -> None:
+    _time_inference(benchmark, framework, model_name, images=1000, seed=1, rounds=7)
+
+
+@pytest.mark.parametrize("model_name", ["cnn", "linear"])
 def test_inference_single_image(benchmark: Any, framework: str, model_name: str) -> None:
-    benchmark.group = f"inference {model_name} 1 image"
-    ours, theirs = _pair(model_name)
-    predict = _predictor(framework, ours, theirs)
-    x, _ = _images(1, seed=2)
-    logits = run_benchmark(
-        benchmark, lambda: predict(x), framework=framework, flops=MODELS[model_name][2], rounds=300
-    )
-    benchmark.extra_info["images"] = 1
-    assert logits.shape == (1, 10)
-    other = _predictor("torch" if framework == "scratchnet" else "scratchnet", ours, theirs)
-    np.testing.assert_allclose(logits, to_numpy(other(x)), rtol=1e-3, atol=1e-4)
+    _time_inference(benchmark, framework, model_name, images=1, seed=2, rounds=300)
 
 
 @pytest.mark.benchmark(group="ceiling")
