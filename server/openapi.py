@@ -36,6 +36,8 @@ EXAMPLE_IMAGE = (
 PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 DIGIT = {"type": "integer", "minimum": 0, "maximum": 9}
 SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+# How /models and /models/{name} name a model: its registry name and its class.
+MODEL_IDENTITY = {"name": {"type": "string"}, "class_name": {"type": "string"}}
 # The options of a prediction, sent as JSON or form fields (or, for an upload, query parameters).
 PREDICT_OPTIONS = {
     "model_type": {"type": "string", "default": DEFAULT_MODEL, "enum": list(MODEL_NAMES)},
@@ -149,8 +151,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["name", "class_name", "loaded", "parameters", "test_accuracy"],
         "properties": {
-            "name": {"type": "string"},
-            "class_name": {"type": "string"},
+            **MODEL_IDENTITY,
             "loaded": {"type": "boolean"},
             "parameters": {"type": "integer", "minimum": 0, "nullable": True},
             "test_accuracy": {**PROBABILITY, "nullable": True},
@@ -186,8 +187,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["name", "class_name", "layers", "total_parameters", "test_accuracy"],
         "properties": {
-            "name": {"type": "string"},
-            "class_name": {"type": "string"},
+            **MODEL_IDENTITY,
             "architecture": {"type": "object"},
             "layers": {"type": "array", "items": _ref("Layer")},
             "total_parameters": {"type": "integer", "minimum": 0},
