@@ -1,5 +1,6 @@
-"""max_pool2d / MaxPool2d and adaptive_avg_pool2d / AdaptiveAvgPool2d: naive forwards, gradient
-checks away from ties, the first-maximum rule, overlapping windows, errors and dtypes.
+"""max_pool2d / MaxPool2d, avg_pool2d / AvgPool2d and adaptive_avg_pool2d / AdaptiveAvgPool2d:
+naive forwards, gradient checks away from ties, the first-maximum rule, overlapping windows,
+ceil_mode's output sizes and divisors, errors and dtypes.
 
 The largest relative gradient error of each check is recorded in GRAD_ERRORS and printed at
 the end of the module with `pytest -s`.
@@ -131,6 +132,138 @@ def test_max_pool_errors():
         F.max_pool2d(Tensor(np.zeros((1, 1, 2, 6))), 3, stride=2, padding=0)
     with pytest.raises(ValueError, match="kernel_size and stride must be at least 1"):
         F.max_pool2d(Tensor(np.zeros((1, 1, 4, 4))), 2, stride=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# average pooling
+# ---------------------------------------------------------------------------------------------
+
+
+def naive_avg_pool(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """One window at a time, with the output size and divisor written out as in PyTorch's
+    CPU kernel (aten/src/ATen/native/cpu/AvgPoolKernel.cpp)."""
+    N, C, H, W = x.shape
+    (KH, KW), (sh, sw), (ph, pw) = kernel, stride, padding
+
+    def out_size(size, k, s, p):
+        extra = s - 1 if ceil_mode else 0
+        out = (size + 2 * p - k + extra) // s + 1
+        if ceil_mode and (out - 1) * s >= size + p:
+            out -= 1
+        return out
+
+    OH, OW = out_size(H, KH, sh, ph), out_size(W, KW, sw, pw)
+    y = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    for i in range(OH):
+        for j in range(OW):
+            h0, w0 = i * sh - ph, j * sw - pw
+            h1, w1 = min(h0 + KH, H + ph), min(w0 + KW, W + pw)
+            pool_size = (h1 - h0) * (w1 - w0)
+            h0, w0, h1, w1 = max(h0, 0), max(w0, 0), min(h1, H), min(w1, W)
+            if divisor_override:
+                divisor = divisor_override
+            elif count_include_pad:
+                divisor = pool_size
+            else:
+                divisor = (h1 - h0) * (w1 - w0)
+            y[:, :, i, j] = x[:, :, h0:h1, w0:w1].sum(axis=(2, 3)) / divisor
+    return y
+
+
+# (x shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVG_POOL_CASES = [
+    ((2, 3, 8, 6), (2, 2), (2, 2), (0, 0), False, True, None),  # non-overlapping
+    ((2, 2, 7, 7), (2, 2), (2, 2), (0, 0), False, True, None),  # odd: the last row is dropped
+    ((2, 2, 7, 7), (2, 2), (2, 2), (0, 0), True, True, None),  # ... kept, as a half window
+    ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1), False, True, None),  # padding counts in the divisor
+    ((1, 2, 7, 9), (3, 3), (2, 2), (1, 1), False, False, None),  # ... or does not
+    ((1, 2, 6, 6), (3, 3), (2, 2), (1, 1), True, True, None),  # overhang past the padding
+    ((1, 2, 6, 6), (3, 3), (2, 2), (1, 1), True, False, None),
+    ((2, 1, 5, 5), (2, 2), (2, 2), (1, 1), True, True, None),  # a last window that would start
+    ((2, 1, 5, 5), (2, 2), (2, 2), (1, 1), True, False, None),  # in the right padding is cut
+    ((2, 1, 6, 5), (3, 2), (1, 2), (1, 1), True, False, None),  # non-square
+    ((2, 2, 5, 4), (3, 3), (1, 1), (0, 0), False, True, None),  # stride 1: heavy overlap
+    ((1, 2, 7, 6), (3, 3), (2, 2), (1, 1), True, True, 4),  # divisor_override
+    ((1, 1, 9, 8), (5, 5), (3, 2), (2, 2), True, False, None),  # kernel 5, padding 2
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", AVG_POOL_CASES)
+def test_avg_pool_forward_matches_naive_loops(dtype, case):
+    shape, kernel, stride, padding = case[:4]  # then ceil_mode, count_include_pad, divisor
+    x = rng.standard_normal(shape).astype(dtype)
+    y = F.avg_pool2d(Tensor(x), kernel, stride, padding, *case[4:])
+    expected = naive_avg_pool(x, kernel, stride, padding, *case[4:])
+    assert y.dtype == dtype and y.shape == expected.shape
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("case", AVG_POOL_CASES)
+def test_avg_pool_gradcheck(case):
+    shape, kernel, stride, padding = case[:4]
+
+    def fn(x):
+        return F.avg_pool2d(x, kernel, stride, padding, *case[4:])
+
+    assert record("avg_pool2d", gradcheck(fn, [rng.standard_normal(shape)], seed=5)) < 1e-6
+
+
+def test_avg_pool_ceil_mode_output_sizes_follow_torch():
+    """5 wide, kernel 2, stride 2, padding 1: ceil((5 + 2 - 2) / 2) + 1 = 4 windows would put the
+    last one at 6 >= 5 + 1, wholly in the right padding, so there are 3; 6 wide keeps 4."""
+    x5, x6 = Tensor(np.ones((1, 1, 5, 5))), Tensor(np.ones((1, 1, 6, 6)))
+    assert F.avg_pool2d(x5, 2, 2, 1).shape == (1, 1, 3, 3)
+    assert F.avg_pool2d(x5, 2, 2, 1, ceil_mode=True).shape == (1, 1, 3, 3)
+    assert F.avg_pool2d(x6, 2, 2, 1).shape == (1, 1, 4, 4)
+    assert F.avg_pool2d(x6, 3, 2, 0, ceil_mode=True).shape == (1, 1, 3, 3)
+    # All ones: 1 everywhere without the padding in the divisor; with it, a corner window
+    # (1 of its 4 positions inside x) gives 1/4, and ceil_mode's overhang is not counted.
+    assert np.all(F.avg_pool2d(x5, 2, 2, 1, count_include_pad=False).data == 1.0)
+    assert F.avg_pool2d(x5, 2, 2, 1).data[0, 0, 0, 0] == 0.25
+    y = F.avg_pool2d(x6, 3, 2, 0, ceil_mode=True).data[0, 0]
+    assert y[2, 2] == 1.0  # a 2x2 window past the edge divides by 4, not 9
+
+
+def test_avg_pool_backward_spreads_dy_over_each_window():
+    x = Tensor(np.zeros((1, 1, 4, 4)), requires_grad=True)
+    y = F.avg_pool2d(x, 3, stride=1)
+    y.backward(np.array([[[[9.0, 18.0], [0.0, 0.0]]]]))
+    expected = np.array([[1, 3, 3, 2], [1, 3, 3, 2], [1, 3, 3, 2], [0, 0, 0, 0]], dtype=float)
+    np.testing.assert_array_equal(x.grad[0, 0], expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avg_pool_dtype_is_preserved(dtype):
+    x = Tensor(rng.standard_normal((2, 3, 6, 6)).astype(dtype), requires_grad=True)
+    y = nn.AvgPool2d(2, padding=1, ceil_mode=True)(x)
+    assert y.dtype == dtype and y.shape == (2, 3, 4, 4)
+    y.backward(np.ones(y.shape, dtype=dtype))
+    assert x.grad.dtype == dtype and x.grad.shape == x.shape
+
+
+def test_avg_pool_module_defaults_and_repr():
+    pool = nn.AvgPool2d(2)
+    assert pool.stride == 2 and pool.count_include_pad and not pool.ceil_mode
+    assert repr(pool) == "AvgPool2d(kernel_size=2, stride=2, padding=0)"
+    x = Tensor(rng.standard_normal((1, 2, 5, 5)))
+    module = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False, divisor_override=2)
+    expected = F.avg_pool2d(x, 3, 2, 1, True, False, 2)
+    np.testing.assert_array_equal(module(x).data, expected.data)
+
+
+def test_avg_pool_errors():
+    with pytest.raises(ValueError, match=r"AvgPool2d expects a 4-D input \(N, C, H, W\), got 2-D"):
+        nn.AvgPool2d(2)(Tensor(np.zeros((4, 4))))
+    with pytest.raises(ValueError, match="avg_pool2d: padding must be between 0 and half"):
+        F.avg_pool2d(Tensor(np.zeros((1, 1, 6, 6))), 2, padding=2)
+    with pytest.raises(ValueError, match=r"avg_pool2d: output size \(0, 2\) is too small"):
+        F.avg_pool2d(Tensor(np.zeros((1, 1, 2, 6))), 3, stride=2)
+    with pytest.raises(ValueError, match="kernel_size and stride must be at least 1"):
+        F.avg_pool2d(Tensor(np.zeros((1, 1, 4, 4))), 2, stride=0)
+    with pytest.raises(ValueError, match="avg_pool2d: divisor_override must not be zero"):
+        F.avg_pool2d(Tensor(np.zeros((1, 1, 4, 4))), 2, divisor_override=0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ from scratchnet.nn.dropout import Dropout
 from scratchnet.nn.linear import Flatten, Identity, Linear
 from scratchnet.nn.loss import CrossEntropyLoss
 from scratchnet.nn.module import Module, Parameter, Sequential
-from scratchnet.nn.pooling import AdaptiveAvgPool2d, MaxPool2d
+from scratchnet.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
     "AdaptiveAvgPool2d",
+    "AvgPool2d",
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv2d",

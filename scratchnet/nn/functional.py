@@ -9,11 +9,12 @@ from scratchnet.nn.conv import conv2d
 from scratchnet.nn.dropout import dropout
 from scratchnet.nn.linear import linear
 from scratchnet.nn.loss import cross_entropy, nll_loss
-from scratchnet.nn.pooling import adaptive_avg_pool2d, max_pool2d
+from scratchnet.nn.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from scratchnet.ops import log_softmax, relu, softmax
 
 __all__ = [
     "adaptive_avg_pool2d",
+    "avg_pool2d",
     "batch_norm",
     "conv2d",
     "cross_entropy",
