@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "scratchnet"
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "scratchnet"
+# The command lines that stand at the library's door and hand over to the application.
+ENTRY_POINTS = {"scratchnet.train", "scratchnet.predict", "scratchnet.export"}
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -79,9 +82,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def borrowed_names(root: Path) -> list[str]:
+def borrowed_names(*roots: Path) -> list[str]:
     """Every import of another module's underscore name, as "importer imports module.name"."""
-    found = modules(root)
+    found = {name: path for root in roots for name, path in modules(root).items()}
     return [
         f"{name} imports {target}.{imported}"
         for name, path in found.items()
@@ -98,8 +101,20 @@ def test_no_import_circles():
 
 
 def test_no_module_imports_another_modules_underscore_names():
-    borrowed = borrowed_names(PACKAGE)
+    borrowed = borrowed_names(PACKAGE, REPO / "server", REPO / "reference")
     assert not borrowed, "\n".join(borrowed)
+
+
+def test_the_library_does_not_import_the_mnist_application():
+    graph = import_graph(PACKAGE)
+    library = [name for name in graph if not name.startswith("scratchnet.mnist")]
+    assert "scratchnet.tensor" in library and "scratchnet.mnist.train" in graph
+    reaches = {
+        name: sorted(t for t in graph[name] if t.startswith("scratchnet.mnist"))
+        for name in library
+        if name not in ENTRY_POINTS
+    }
+    assert not any(reaches.values()), {k: v for k, v in reaches.items() if v}
 
 
 # The checks themselves must be able to fail: a small package with both faults.
