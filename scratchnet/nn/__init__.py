@@ -3,16 +3,26 @@
 from scratchnet.nn import functional, init
 from scratchnet.nn.activation import ReLU
 from scratchnet.nn.batchnorm import BatchNorm1d, BatchNorm2d
+from scratchnet.nn.container import ModuleDict, ModuleList, Sequential
 from scratchnet.nn.conv import Conv2d
 from scratchnet.nn.dropout import Dropout
 from scratchnet.nn.linear import Flatten, Identity, Linear
-from scratchnet.nn.loss import CrossEntropyLoss
-from scratchnet.nn.module import Module, Parameter, Sequential
+from scratchnet.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+)
+from scratchnet.nn.module import Module, Parameter
 from scratchnet.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
     "AdaptiveAvgPool2d",
     "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv2d",
@@ -20,9 +30,14 @@ __all__ = [
     "Dropout",
     "Flatten",
     "Identity",
+    "L1Loss",
     "Linear",
+    "MSELoss",
     "MaxPool2d",
     "Module",
+    "ModuleDict",
+    "ModuleList",
+    "NLLLoss",
     "Parameter",
     "ReLU",
     "Sequential",

@@ -8,7 +8,14 @@ from scratchnet.nn.batchnorm import batch_norm
 from scratchnet.nn.conv import conv2d
 from scratchnet.nn.dropout import dropout
 from scratchnet.nn.linear import linear
-from scratchnet.nn.loss import cross_entropy, nll_loss
+from scratchnet.nn.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+)
 from scratchnet.nn.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from scratchnet.ops import log_softmax, relu, softmax
 
@@ -16,12 +23,16 @@ __all__ = [
     "adaptive_avg_pool2d",
     "avg_pool2d",
     "batch_norm",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
     "conv2d",
     "cross_entropy",
     "dropout",
+    "l1_loss",
     "linear",
     "log_softmax",
     "max_pool2d",
+    "mse_loss",
     "nll_loss",
     "relu",
     "softmax",

@@ -112,5 +112,11 @@ class Flatten(Module):
 
 
 class Identity(Module):
+    """Return the input unchanged. Any constructor arguments are accepted and ignored, as in
+    PyTorch, so that it can stand in for a layer built with arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
     def forward(self, x: Any) -> Any:
         return x

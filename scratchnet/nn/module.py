@@ -1,4 +1,4 @@
-"""Module, Parameter and Sequential: the stateful side of scratchnet.nn, named as in PyTorch.
+"""Module and Parameter: the stateful side of scratchnet.nn, named as in PyTorch.
 
 A Module owns Parameters (tensors that an optimizer updates), buffers (state that is saved but
 not trained, such as BatchNorm's running statistics) and child Modules. Their dotted names
@@ -48,15 +48,37 @@ class Module:
                 f"cannot assign {name!r} before Module.__init__() was called: "
                 "call super().__init__() first"
             )
+        if isinstance(value, Parameter) or (
+            value is None and name in self.__dict__.get("_none_params", ())
+        ):
+            registry = self._parameters
+        elif isinstance(value, Module):
+            registry = self._modules
+        else:
+            registry = None
+        for other in (self._parameters, self._buffers, self._modules):
+            if other is not registry:
+                other.pop(name, None)
+        if registry is not None:
+            registry[name] = value  # a replacement keeps its place, as in PyTorch
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
-        elif value is None and name in self.__dict__.get("_none_params", ()):
-            self._parameters[name] = None
-        object.__setattr__(self, name, value)
+        self.__dict__.get("_none_params", set()).discard(name)
+        object.__delattr__(self, name)
+
+    def add_module(self, name: str, module: Module) -> None:
+        """Register module as the child `name`, with PyTorch's checks: a child's name is a
+        state_dict key part, so it has no dot, and it must not hide an attribute or method."""
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module (adding {name!r})")
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"a module name must be a non-empty string without '.', got {name!r}")
+        if hasattr(self, name) and name not in self._modules:
+            raise KeyError(f"attribute {name!r} already exists in {type(self).__name__}")
+        setattr(self, name, module)
 
     def register_buffer(self, name: str, array: np.ndarray | None) -> None:
         """Keep an array in state_dict() without training it (BatchNorm's running_mean)."""
@@ -247,26 +269,3 @@ class Module:
             lines.append(")")
             return "\n".join(lines)
         return lines[0] + ")"
-
-
-class Sequential(Module):
-    """Apply the given modules in order; they are named "0", "1", ... as in PyTorch."""
-
-    def __init__(self, *modules: Module) -> None:
-        super().__init__()
-        for i, module in enumerate(modules):
-            setattr(self, str(i), module)
-
-    def forward(self, x: Any) -> Any:
-        for module in self._modules.values():
-            x = module(x)
-        return x
-
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
