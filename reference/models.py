@@ -8,6 +8,8 @@ between the two frameworks by key, with no renaming (see reference.convert).
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -34,6 +36,13 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
+def last_stage(stages: Iterator[tuple[str, Tensor]]) -> Tensor:
+    """The output of a model's stages(x): its forward, so that both compute the same values."""
+    # maxlen=1: each stage's output is dropped as soon as the next one is computed.
+    ((_, out),) = deque(stages, maxlen=1)
+    return out
+
+
 class LinearClassifier(nn.Module):
     """Multinomial logistic regression: flatten the image, then one Linear layer (784 -> 10)."""
 
@@ -49,7 +58,8 @@ class LinearClassifier(nn.Module):
         self.dropout_rate = dropout_rate
         init_weights(self)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def stages(self, x: Tensor) -> Iterator[tuple[str, Tensor]]:
+        """The named results of forward, as scratchnet's stages: only ("logits", (N, 10))."""
         if x.ndim > 2:
             x = self.flatten(x)
         if x.shape[1] != self.input_size:
@@ -57,7 +67,10 @@ class LinearClassifier(nn.Module):
                 f"LinearClassifier expects {self.input_size} features per image (1x28x28), "
                 f"got input of shape {tuple(x.shape)}"
             )
-        return self.fc(self.dropout(x))
+        yield "logits", self.fc(self.dropout(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return last_stage(self.stages(x))
 
 
 class CNNClassifier(nn.Module):
@@ -84,17 +97,27 @@ class CNNClassifier(nn.Module):
         self.dropout_rate = dropout_rate
         init_weights(self)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def stages(self, x: Tensor) -> Iterator[tuple[str, Tensor]]:
+        """The named results of forward, as scratchnet's stages: block1 (N, 32, 14, 14),
+        block2 (N, 64, 7, 7), block3 (N, 128, 7, 7, before the global pool), features (N, 128),
+        logits (N, 10)."""
         if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
             raise ValueError(
                 f"CNNClassifier expects input of shape (N, 1, 28, 28), got {tuple(x.shape)}"
             )
         x = self.pool(F.relu(self.bn1(self.conv1(x))))
+        yield "block1", x
         x = self.pool(F.relu(self.bn2(self.conv2(x))))
-        x = self.global_pool(F.relu(self.bn3(self.conv3(x))))
-        x = torch.flatten(x, start_dim=1)
+        yield "block2", x
+        x = F.relu(self.bn3(self.conv3(x)))
+        yield "block3", x
+        x = torch.flatten(self.global_pool(x), start_dim=1)
+        yield "features", x
         x = F.relu(self.fc1(self.dropout(x)))
-        return self.fc2(self.dropout(x))
+        yield "logits", self.fc2(self.dropout(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return last_stage(self.stages(x))
 
 
 MODELS: dict[str, type[nn.Module]] = {"linear": LinearClassifier, "cnn": CNNClassifier}

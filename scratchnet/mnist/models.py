@@ -6,6 +6,8 @@ Both take images normalised as in training, `(pixels / 255 - 0.1307) / 0.3081`, 
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,13 @@ def _init_weights(model: nn.Module) -> None:
                 module.bias.data[...] = 0
 
 
+def last_stage(stages: Iterator[tuple[str, Tensor]]) -> Tensor:
+    """The output of a model's stages(x): its forward, so that both compute the same values."""
+    # maxlen=1: each stage's output is dropped as soon as the next one is computed.
+    ((_, out),) = deque(stages, maxlen=1)
+    return out
+
+
 class LinearClassifier(nn.Module):
     """Multinomial logistic regression: flatten the image, then one Linear layer (784 -> 10)."""
 
@@ -52,14 +61,18 @@ class LinearClassifier(nn.Module):
         self.fc = nn.Linear(input_size, num_classes)
         _init_weights(self)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def stages(self, x: Tensor) -> Iterator[tuple[str, Tensor]]:
+        """The named results of forward, in order: only ("logits", (N, 10)), no hidden layer."""
         x = self.flatten(x) if x.ndim > 2 else x
         if x.shape[1] != self.input_size:
             raise ValueError(
                 f"LinearClassifier expects {self.input_size} features per image (1x28x28), "
                 f"got input of shape {x.shape}"
             )
-        return self.fc(self.dropout(x))
+        yield "logits", self.fc(self.dropout(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return last_stage(self.stages(x))
 
 
 class CNNClassifier(nn.Module):
@@ -86,18 +99,32 @@ class CNNClassifier(nn.Module):
         self.fc2 = nn.Linear(64, num_classes)
         _init_weights(self)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def stages(self, x: Tensor) -> Iterator[tuple[str, Tensor]]:
+        """The named results of forward, in order, for scratchnet.mnist.explain to show.
+
+        block1 (N, 32, 14, 14) and block2 (N, 64, 7, 7): conv, BatchNorm, pool, ReLU
+        block3 (N, 128, 7, 7): conv, BatchNorm, ReLU, before the global average pool
+        features (N, 128): the pooled feature vector the MLP head reads
+        logits (N, 10)
+        """
         if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
             raise ValueError(f"CNNClassifier expects input of shape (N, 1, 28, 28), got {x.shape}")
         # Pool, then ReLU: max-pooling commutes with ReLU (both are monotone), so this is the
         # same function, and the same gradient, as pool(relu(x)), with the ReLU on 4x fewer
         # values. (PyTorch's own MNIST example orders them this way too.)
         x = self.pool(self.bn1(self.conv1(x))).relu()
+        yield "block1", x
         x = self.pool(self.bn2(self.conv2(x))).relu()
-        x = self.global_pool(self.bn3(self.conv3(x)).relu())
-        x = x.flatten(1)
+        yield "block2", x
+        x = self.bn3(self.conv3(x)).relu()
+        yield "block3", x
+        x = self.global_pool(x).flatten(1)
+        yield "features", x
         x = self.fc1(self.dropout(x)).relu()
-        return self.fc2(self.dropout(x))
+        yield "logits", self.fc2(self.dropout(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return last_stage(self.stages(x))
 
 
 MODELS: dict[str, type[nn.Module]] = {"linear": LinearClassifier, "cnn": CNNClassifier}
