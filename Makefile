@@ -73,6 +73,7 @@ run: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks -m '' --benchmark-only --benchmark-json=benchmarks/results.json -p no:randomly
 	$(PY) benchmarks/report.py benchmarks/results.json
+	$(PY) benchmarks/per_process.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks build *.egg-info
