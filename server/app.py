@@ -6,7 +6,9 @@
     POST /predict/base64         JSON {"image": base64 or data URL, ...}
     GET  /models                 every known model, loaded or not
     GET  /model/{model_type}/info  layers, parameter shapes, accuracy, training config
-    GET  /openapi.json, /docs    the schema and a local page to try the endpoints
+    GET  /openapi.json           the OpenAPI schema (server/openapi.py)
+    GET  /docs                   Swagger UI on that schema, its assets from swagger-ui-bundle
+    GET  /docs/draw              a hand-made page to try the endpoints, with a drawing pad
     GET  /metrics                Prometheus text
     GET  /static/...             the drawing page's files (frontend/)
 
@@ -42,6 +44,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
+from swagger_ui_bundle import swagger_ui_path
 
 import scratchnet
 from scratchnet.mnist.imageprep import ImageError, ImageTooLargeError, NoInkError
@@ -257,6 +260,10 @@ async def openapi_schema(request: Request) -> Response:
 
 
 async def docs(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "swagger-ui.html", media_type="text/html")
+
+
+async def docs_draw(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "docs.html", media_type="text/html")
 
 
@@ -305,7 +312,10 @@ def _routes(config: ServerConfig) -> list[BaseRoute]:
         Route("/model/{model_type}/info", model_info, methods=["GET"]),
         Route("/openapi.json", openapi_schema, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
+        Route("/docs/draw", docs_draw, methods=["GET"]),
         Mount("/docs/assets", FileStaticFiles(directory=STATIC_DIR), name="docs-assets"),
+        # Swagger UI's dist folder as the swagger-ui-bundle package installed it: no CDN.
+        Mount("/docs/swagger-ui", FileStaticFiles(directory=swagger_ui_path), name="swagger-ui"),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     if config.frontend_dir.is_dir():

@@ -20,6 +20,7 @@ import numpy as np
 
 from scratchnet.checkpoint import CheckpointError
 from scratchnet.mnist import imageprep, inference
+from scratchnet.mnist.export import FORMATS as EXPORT_FORMATS
 from scratchnet.mnist.models import MODELS, load_model
 from scratchnet.runtime import threads
 
@@ -135,7 +136,7 @@ class ModelRegistry:
             model=model,
             metadata=metadata if isinstance(metadata, dict) else {},
             path=status.path,
-            parameters=model.num_parameters(),
+            parameters=model.num_parameters(trainable_only=False),
             load_seconds=elapsed,
         )
         status.loaded = True
@@ -210,12 +211,13 @@ class ModelRegistry:
     # -- description -----------------------------------------------------------------------------
 
     def describe(self, name: str) -> dict[str, Any]:
-        """One entry of GET /models."""
+        """One entry of GET /models. `type` is the published API's name for `class_name`."""
         status = self.statuses[name]
         entry = status.entry
         metrics = _section(entry.metadata, "metrics") if entry else {}
         return {
             "name": name,
+            "type": status.class_name,
             "class_name": status.class_name,
             "loaded": status.loaded,
             "parameters": entry.parameters if entry else None,
@@ -225,7 +227,11 @@ class ModelRegistry:
         }
 
     def info(self, name: str) -> dict[str, Any]:
-        """GET /model/{name}/info: the layers, their parameter shapes, accuracy, training config."""
+        """GET /model/{name}/info: the layers, their parameter shapes, accuracy, training config.
+
+        `model_type` and `trainable_parameters` are the published API's fields; `name` and
+        `total_parameters` (every parameter, trainable or frozen) are ours.
+        """
         entry = self.get(name)
         layers = []
         for layer_name, module in entry.model.named_modules():
@@ -253,6 +259,7 @@ class ModelRegistry:
         architecture = _section(entry.metadata, "architecture")
         return {
             "name": entry.name,
+            "model_type": entry.name,
             "class_name": type(entry.model).__name__,
             "architecture": {
                 "name": architecture.get("name", entry.name),
@@ -260,6 +267,7 @@ class ModelRegistry:
             },
             "layers": layers,
             "total_parameters": entry.parameters,
+            "trainable_parameters": entry.model.num_parameters(trainable_only=True),
             "total_layers": len(layers),
             "input_shape": [1, 1, 28, 28],
             "output_shape": [1, 10],
@@ -267,6 +275,7 @@ class ModelRegistry:
             "metrics": _jsonable(metrics),
             "training_config": _jsonable(_section(entry.metadata, "config")),
             "load_seconds": round(entry.load_seconds, 4),
+            "export_formats": list(EXPORT_FORMATS),
         }
 
 

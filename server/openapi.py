@@ -10,7 +10,7 @@ from typing import Any
 
 import scratchnet
 from server.config import ServerConfig
-from server.inference import DEFAULT_MODEL, MODEL_NAMES
+from server.inference import DEFAULT_MODEL, EXPORT_FORMATS, MODEL_NAMES
 from server.params import DEFAULT_TOP_K, TOP_K_MAX, TOP_K_MIN
 
 
@@ -26,6 +26,10 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": _json(_ref("Error"))}
 
 
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 # A 28x28 PNG of a hand-drawn 7: the example that /docs and schema-based tools send.
 EXAMPLE_IMAGE = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAS0lEQVR42sXSQQoAIAgEQDf6"
@@ -37,7 +41,10 @@ PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 DIGIT = {"type": "integer", "minimum": 0, "maximum": 9}
 SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
 # How /models and /models/{name} name a model: its registry name and its class.
-MODEL_IDENTITY = {"name": {"type": "string"}, "class_name": {"type": "string"}}
+MODEL_IDENTITY = {
+    "name": {"type": "string", "enum": list(MODEL_NAMES)},
+    "class_name": {"type": "string", "example": "CNNClassifier"},
+}
 # The options of a prediction, sent as JSON or form fields (or, for an upload, query parameters).
 PREDICT_OPTIONS = {
     "model_type": {"type": "string", "default": DEFAULT_MODEL, "enum": list(MODEL_NAMES)},
@@ -70,6 +77,10 @@ SCHEMAS: dict[str, Any] = {
             "parameter": {"type": "string", "description": "The parameter at fault (422)."},
             "available_models": {"type": "array", "items": {"type": "string"}},
         },
+        "example": {
+            "error": "no_ink",
+            "detail": "the image has no ink: draw or upload a digit",
+        },
     },
     "Health": {
         "type": "object",
@@ -79,6 +90,7 @@ SCHEMAS: dict[str, Any] = {
             "models_loaded": {"type": "array", "items": {"type": "string"}},
             "version": {"type": "string"},
         },
+        "example": {"status": "healthy", "models_loaded": ["linear", "cnn"], "version": "0.1.0"},
     },
     "TopKPrediction": {
         "type": "object",
@@ -126,6 +138,19 @@ SCHEMAS: dict[str, Any] = {
                 "description": "With preview=true: the prepared 28x28 input as a PNG data URL.",
             },
         },
+        "example": {
+            "predicted_class": 7,
+            "confidence": 0.9999994,
+            "top_k_predictions": [
+                {"class": 7, "probability": 0.9999994},
+                {"class": 1, "probability": 3.6e-07},
+                {"class": 9, "probability": 2.3e-07},
+            ],
+            "model_type": "cnn",
+            "model_parameters": 102026,
+            "probabilities": [0, 3.6e-07, 2.8e-08, 2.1e-09, 1.4e-09, 0, 0, 0.9999994, 0, 2.3e-07],
+            "inference_ms": 0.52,
+        },
     },
     "PredictBase64Request": {
         "type": "object",
@@ -133,11 +158,15 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "image": {
                 "type": "string",
-                "description": "Base64 of a PNG/JPEG/... file, optionally as a data: URL.",
+                "description": (
+                    "Base64 of a PNG/JPEG/... file, raw (as the published client sends it) or "
+                    "as a data: URL."
+                ),
                 "example": EXAMPLE_IMAGE,
             },
             **PREDICT_OPTIONS,
         },
+        "example": {"image": EXAMPLE_IMAGE, "model_type": DEFAULT_MODEL, "top_k": 5},
     },
     "PredictUpload": {
         "type": "object",
@@ -149,9 +178,14 @@ SCHEMAS: dict[str, Any] = {
     },
     "ModelSummary": {
         "type": "object",
-        "required": ["name", "class_name", "loaded", "parameters", "test_accuracy"],
+        "required": ["name", "type", "class_name", "loaded", "parameters", "test_accuracy"],
         "properties": {
             **MODEL_IDENTITY,
+            "type": {
+                "type": "string",
+                "example": "CNNClassifier",
+                "description": "The published API's name for class_name.",
+            },
             "loaded": {"type": "boolean"},
             "parameters": {"type": "integer", "minimum": 0, "nullable": True},
             "test_accuracy": {**PROBABILITY, "nullable": True},
@@ -170,6 +204,31 @@ SCHEMAS: dict[str, Any] = {
             "models": {"type": "array", "items": _ref("ModelSummary")},
             "default_model": {"type": "string"},
         },
+        "example": {
+            "models": [
+                {
+                    "name": "linear",
+                    "type": "LinearClassifier",
+                    "class_name": "LinearClassifier",
+                    "loaded": True,
+                    "parameters": 7850,
+                    "test_accuracy": 0.9279,
+                    "load_seconds": 0.0143,
+                    "error": None,
+                },
+                {
+                    "name": "cnn",
+                    "type": "CNNClassifier",
+                    "class_name": "CNNClassifier",
+                    "loaded": True,
+                    "parameters": 102026,
+                    "test_accuracy": 0.9947,
+                    "load_seconds": 0.41,
+                    "error": None,
+                },
+            ],
+            "default_model": "cnn",
+        },
     },
     "Layer": {
         "type": "object",
@@ -185,12 +244,31 @@ SCHEMAS: dict[str, Any] = {
     },
     "ModelInfo": {
         "type": "object",
-        "required": ["name", "class_name", "layers", "total_parameters", "test_accuracy"],
+        "required": [
+            "name",
+            "model_type",
+            "class_name",
+            "layers",
+            "total_parameters",
+            "trainable_parameters",
+            "test_accuracy",
+            "export_formats",
+        ],
         "properties": {
             **MODEL_IDENTITY,
+            "model_type": {
+                "type": "string",
+                "enum": list(MODEL_NAMES),
+                "description": "The published API's name for name.",
+            },
             "architecture": {"type": "object"},
             "layers": {"type": "array", "items": _ref("Layer")},
             "total_parameters": {"type": "integer", "minimum": 0},
+            "trainable_parameters": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "The parameters with requires_grad.",
+            },
             "total_layers": {"type": "integer", "minimum": 0},
             "input_shape": SHAPE,
             "output_shape": SHAPE,
@@ -198,6 +276,47 @@ SCHEMAS: dict[str, Any] = {
             "metrics": {"type": "object"},
             "training_config": {"type": "object"},
             "load_seconds": {"type": "number", "minimum": 0},
+            "export_formats": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(EXPORT_FORMATS)},
+                "description": (
+                    "What `python -m scratchnet.export --model NAME --format FORMAT` writes."
+                ),
+            },
+        },
+        "example": {
+            "name": "linear",
+            "model_type": "linear",
+            "class_name": "LinearClassifier",
+            "architecture": {"name": "linear", "kwargs": {"dropout_rate": 0.0}},
+            "layers": [
+                {
+                    "name": "flatten",
+                    "type": "Flatten",
+                    "parameters": 0,
+                    "parameter_shapes": {},
+                    "buffer_shapes": {},
+                    "description": "start_dim=1, end_dim=-1",
+                },
+                {
+                    "name": "fc",
+                    "type": "Linear",
+                    "parameters": 7850,
+                    "parameter_shapes": {"weight": [10, 784], "bias": [10]},
+                    "buffer_shapes": {},
+                    "description": "in_features=784, out_features=10, bias=True",
+                },
+            ],
+            "total_parameters": 7850,
+            "trainable_parameters": 7850,
+            "total_layers": 2,
+            "input_shape": [1, 1, 28, 28],
+            "output_shape": [1, 10],
+            "test_accuracy": 0.9279,
+            "metrics": {"test_accuracy": 0.9279, "test_loss": 0.2646},
+            "training_config": {"model": "linear", "epochs": 20, "optimizer": "adam"},
+            "load_seconds": 0.0143,
+            "export_formats": list(EXPORT_FORMATS),
         },
     },
 }
@@ -344,20 +463,30 @@ def build_openapi(config: ServerConfig | None = None) -> dict[str, Any]:
                 "summary": "This schema",
                 "operationId": "openapi",
                 "responses": {
-                    "200": {"description": "OpenAPI 3.0", "content": _json({"type": "object"})}
+                    "200": {
+                        "description": "OpenAPI 3.0",
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "object"},
+                                "example": {"openapi": "3.0.3", "info": {}, "paths": {}},
+                            }
+                        },
+                    }
                 },
             }
         },
         "/docs": {
             "get": {
-                "summary": "A page to try the endpoints in the browser (no external assets)",
+                "summary": "Swagger UI on this schema (its assets served here: no CDN)",
                 "operationId": "docs",
-                "responses": {
-                    "200": {
-                        "description": "HTML",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    }
-                },
+                "responses": {"200": _html("Swagger UI")},
+            }
+        },
+        "/docs/draw": {
+            "get": {
+                "summary": "A page to try every endpoint with a drawn digit",
+                "operationId": "docsDraw",
+                "responses": {"200": _html("The page, with a drawing pad")},
             }
         },
         "/metrics": {
@@ -367,7 +496,15 @@ def build_openapi(config: ServerConfig | None = None) -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "Prometheus text exposition format 0.0.4",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                        "content": {
+                            "text/plain": {
+                                "schema": {"type": "string"},
+                                "example": (
+                                    'scratchnet_predictions_total{model="cnn",'
+                                    'predicted_class="7"} 3.0\n'
+                                ),
+                            }
+                        },
                     }
                 },
             }
@@ -380,7 +517,8 @@ def build_openapi(config: ServerConfig | None = None) -> dict[str, Any]:
             "version": scratchnet.__version__,
             "description": (
                 "Classify hand-drawn digits with scratchnet's from-scratch NumPy models. Every "
-                "error is JSON {error, detail}."
+                "error is JSON {error, detail}. To try the endpoints with a digit drawn by hand, "
+                "see [/docs/draw](/docs/draw)."
             ),
         },
         "paths": paths,

@@ -1,4 +1,4 @@
-"""The /docs page in a real headless Chromium: every form works, and nothing leaves the server.
+"""The /docs/draw page in a real headless Chromium: every form works, and nothing leaves the server.
 
 Marked `browser`; skipped when Debian's Chromium or Playwright is missing (`make browser`).
 """
@@ -29,7 +29,7 @@ def page(live_url: str, browser):
     page = browser.new_page()
     page.requested_urls = []
     page.on("request", lambda request: page.requested_urls.append(request.url))
-    page.goto(f"{live_url}/docs")
+    page.goto(f"{live_url}/docs/draw")
     page.wait_for_function("document.getElementById('schema-info').textContent.includes('OpenAPI')")
     yield page
     page.close()

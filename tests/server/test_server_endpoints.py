@@ -237,12 +237,12 @@ def test_openapi_lists_every_route(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert schema["openapi"].startswith("3.")
     expected = {"/", "/health", "/predict", "/predict/base64", "/models"}
-    expected |= {"/model/{model_type}/info", "/openapi.json", "/docs", "/metrics"}
+    expected |= {"/model/{model_type}/info", "/openapi.json", "/docs", "/docs/draw", "/metrics"}
     assert set(schema["paths"]) == expected
 
 
-def test_docs_page_and_its_assets_are_local(client: TestClient) -> None:
-    response = client.get("/docs")
+def test_drawing_docs_page_and_its_assets_are_local(client: TestClient) -> None:
+    response = client.get("/docs/draw")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
