@@ -171,7 +171,7 @@ def _compare(
             numeric, analytic = _directional(x, analytic, objective, eps, rng, directions)
         else:
             numeric = _full(x, objective, eps)
-        checks.append(_InputCheck(i, x.shape, analytic, numeric, directional))
+        checks.append(_InputCheck(i, tuple(x.shape), analytic, numeric, directional))
     return checks
 
 

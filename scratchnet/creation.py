@@ -174,7 +174,8 @@ def linspace(
     result = _dtype("linspace", dtype, _DEFAULT_FLOAT)
     i = np.arange(steps, dtype=np.float64)
     step = (end - start) / (steps - 1) if steps > 1 else 0.0
-    values = np.where(i < steps // 2, start + i * step, end - (steps - 1 - i) * step)
+    first_half = i < max(steps // 2, 1)  # steps == 1 gives [start], as in torch
+    values = np.where(first_half, start + i * step, end - (steps - 1 - i) * step)
     return _make(values.astype(result), requires_grad)
 
 
