@@ -16,8 +16,9 @@ dL/dx = dL/dy * dy/dx, and `backward(ctx, dy)` computes exactly that product for
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 ArrayLike = Any  # np.ndarray, a Python scalar or nested list
 
 _FLOAT_DTYPES = (np.float32, np.float64)
+_SUPPORTED_KINDS = "fiub"  # floating, signed and unsigned integer, bool
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,8 +100,14 @@ class Function:
 
     Subclasses define `forward(ctx, *arrays, **options)` and `backward(ctx, dy)`. Positional
     arguments of `apply` are the differentiable inputs (Tensors, or array-likes that become
-    constants); keyword arguments are options such as `stride` or `axis`.
+    constants); keyword arguments are options such as `stride` or `dim`.
+
+    A Function whose forward may return a view of its first input's memory (reshape, permute,
+    expand, basic indexing) sets `returns_view = True`: an output that is a view then shares
+    the input's version counter, so that writing into either one is seen by the graph of both.
     """
+
+    returns_view = False
 
     @staticmethod
     def forward(ctx: Context, *args: Any, **kwargs: Any) -> np.ndarray:
@@ -116,9 +124,51 @@ class Function:
         y = cls.forward(ctx, *(p.data for p in parents), **options)
         requires_grad = is_grad_enabled() and any(ctx.needs_input_grad)
         out = Tensor(y, requires_grad=requires_grad)
+        if cls.returns_view and np.may_share_memory(y, parents[0].data):
+            out._version_counter = parents[0]._version_counter
         if requires_grad:
+            ctx.saved_versions = _saved_versions(ctx, (*parents, out))
             out._ctx = ctx
         return out
+
+
+class _VersionCounter:
+    """How many times a tensor's memory was written in place; shared by its views."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def _saved_versions(ctx: Context, tensors: tuple[Tensor, ...]) -> tuple[Any, ...]:
+    """(counter, version, shape) of each tensor whose memory forward kept on ctx.
+
+    backward() compares them with the counters' values then: a tensor written in place after
+    forward kept it would otherwise give a wrong gradient without a word.
+    """
+    saved = []
+    for value in vars(ctx).values():
+        if isinstance(value, np.ndarray):
+            saved.append(value)
+        elif isinstance(value, tuple | list):
+            saved.extend(v for v in value if isinstance(v, np.ndarray))
+    return tuple(
+        (t._version_counter, t._version_counter.value, t.shape)
+        for t in tensors
+        if any(np.may_share_memory(array, t.data) for array in saved)
+    )
+
+
+def _check_saved_versions(ctx: Context) -> None:
+    for counter, version, shape in ctx.saved_versions:
+        if counter.value != version:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by "
+                f"an inplace operation: {ctx.fn.__name__} kept a tensor of shape {shape} at "
+                f"version {version}, and it is now at version {counter.value}. Clone it "
+                f"before writing into it, or write into it after backward()"
+            )
 
 
 def _as_tensor(x: Any, like: Sequence[Any] = ()) -> Tensor:
@@ -162,11 +212,25 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+class Size(tuple):
+    """The shape of a Tensor, as torch.Size: a tuple of ints that also knows its numel()."""
+
+    def numel(self) -> int:
+        return math.prod(self)
+
+    def __repr__(self) -> str:
+        return f"scratchnet.Size({list(self)})"
+
+
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
     Floating data is float32 by default; float64 data stays float64 through every operation.
-    Integer arrays (class labels) are kept as integers and cannot require a gradient.
+    Integer arrays (class labels) and bool arrays (comparisons, masks) keep their dtype and
+    cannot require a gradient, as in PyTorch.
+
+    `Tensor(data)` makes Python numbers float32, as torch.Tensor does; `tensor(data)` infers
+    int64, float32 or bool from them, as torch.tensor does.
     """
 
     __array_priority__ = 1000  # so that `ndarray * Tensor` calls Tensor.__rmul__
@@ -175,7 +239,7 @@ class Tensor:
         self,
         data: ArrayLike,
         requires_grad: bool = False,
-        dtype: np.dtype | type | None = None,
+        dtype: np.dtype | type | str | None = None,
     ) -> None:
         if isinstance(data, Tensor):
             data = data.data
@@ -183,25 +247,39 @@ class Tensor:
             array = np.asarray(data, dtype=dtype)
         elif isinstance(data, np.ndarray | np.generic):
             array = np.asarray(data)
-            is_bool = array.dtype.kind == "b"
-            if is_bool or (array.dtype.kind == "f" and array.dtype not in _FLOAT_DTYPES):
-                array = array.astype(np.float32)
+            if array.dtype.kind == "f" and array.dtype not in _FLOAT_DTYPES:
+                array = array.astype(np.float32)  # float16 has no kernels here
         else:
             array = np.asarray(data, dtype=np.float32)
-        if requires_grad and array.dtype not in _FLOAT_DTYPES:
+        if array.dtype.kind not in _SUPPORTED_KINDS:
             raise TypeError(
-                f"only float32 and float64 tensors can require gradients, got {array.dtype}"
+                f"tensor: unsupported dtype {array.dtype}: scratchnet holds float32, float64, "
+                f"integer and bool data"
             )
         self.data: np.ndarray = array
-        self.requires_grad: bool = requires_grad
+        self._requires_grad = False
+        self.requires_grad = requires_grad
         self.grad: np.ndarray | None = None
         self._ctx: Context | None = None
+        self._version_counter = _VersionCounter()
 
     # -- attributes --------------------------------------------------------------------------
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad: bool) -> None:
+        if requires_grad and self.data.dtype not in _FLOAT_DTYPES:
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients, got {self.dtype}"
+            )
+        self._requires_grad = bool(requires_grad)
+
+    @property
+    def shape(self) -> Size:
+        return Size(self.data.shape)
 
     @property
     def dtype(self) -> np.dtype:
@@ -212,48 +290,137 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        return self.data.size
-
-    @property
     def is_leaf(self) -> bool:
         return self._ctx is None
 
     @property
-    def T(self) -> Tensor:
-        return self.transpose()
+    def _version(self) -> int:
+        """How many in-place writes this tensor's memory has had, as torch's `_version`."""
+        return self._version_counter.value
+
+    def size(self, dim: int | None = None) -> Size | int:
+        """The shape as a Size, or the length of one dimension (negative dims count back)."""
+        if dim is None:
+            return self.shape
+        return self.data.shape[normalize_dim("size", dim, self.data.shape)]
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return self.data.size
 
     def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        # Without this, Python would iterate through __getitem__ and stop silently on a 0-d
+        # tensor (NumPy's IndexError ends the loop).
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
         body = np.array2string(self.data, separator=", ", precision=4, threshold=20)
         return f"tensor({body}, dtype={self.dtype}{grad})"
 
+    # -- conversions -------------------------------------------------------------------------
+
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
         return self.data
 
-    def item(self) -> float:
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """np.asarray(tensor) gives the data (shared unless a dtype or copy asks otherwise)."""
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def item(self) -> float | int | bool:
         """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+            raise RuntimeError(
+                f"a Tensor with {self.data.size} elements cannot be converted to a Python "
+                f"scalar (item() needs one element, got shape {tuple(self.shape)})"
+            )
         return self.data.item()
 
-    def detach(self) -> Tensor:
-        """The same data, cut from the graph."""
-        return Tensor(self.data)
+    def __float__(self) -> float:
+        return float(self.item())
 
-    def zero_(self) -> Tensor:
-        self.data[...] = 0
-        return self
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"bool() of a Tensor with {self.data.size} elements is ambiguous: use "
+                f"(t != 0).any() or .all() explicitly (shape {tuple(self.shape)})"
+            )
+        return bool(self.data.item())
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (shared memory and version counter, as in torch)."""
+        out = Tensor(self.data)
+        out._version_counter = self._version_counter
+        return out
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self.data.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"only float tensors can require gradients, got {self.dtype}")
         self.requires_grad = requires_grad
         return self
+
+    # -- in place ----------------------------------------------------------------------------
+    # These write into self.data. They bump the version counter, so that a backward() that
+    # needs the old values raises instead of computing a wrong gradient.
+
+    def zero_(self) -> Tensor:
+        """Set every element to 0, in place."""
+        return self.fill_(0)
+
+    def fill_(self, value: ArrayLike) -> Tensor:
+        """Set every element to value (a number or a one-element Tensor), in place."""
+        if isinstance(value, Tensor):
+            value = value.item()
+        self._check_inplace("fill_")
+        self.data[...] = value
+        self._version_counter.value += 1
+        return self
+
+    def __setitem__(self, index: Any, value: ArrayLike) -> None:
+        """self[index] = value, in place, with NumPy's (and torch's) indexing and broadcasting."""
+        self._check_inplace("__setitem__")
+        if isinstance(index, Tensor):
+            index = index.data
+        if isinstance(value, Tensor):
+            value = value.data
+        try:
+            self.data[index] = value
+        except (IndexError, ValueError) as error:
+            raise type(error)(
+                f"__setitem__: cannot assign a value of shape {np.shape(value)} at index "
+                f"{index!r} of a tensor of shape {tuple(self.shape)}: {error}"
+            ) from None
+        self._version_counter.value += 1
+
+    def _check_inplace(self, op: str) -> None:
+        if self.requires_grad and is_grad_enabled():
+            if self.is_leaf:
+                raise RuntimeError(
+                    f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                    f"operation (update parameters under scratchnet.no_grad())"
+                )
+            raise RuntimeError(
+                f"{op}: in-place operations on a tensor inside the graph are not supported: "
+                f"use the out-of-place form, or clone() first"
+            )
+        if not self.data.flags.writeable:
+            raise RuntimeError(
+                f"{op}: this tensor's memory is read-only or shared by several of its elements "
+                f"(an expand()): clone() it before writing into it"
+            )
 
     # -- backward ----------------------------------------------------------------------------
 
@@ -294,6 +461,7 @@ class Tensor:
                 node._accumulate(dy)
                 continue
 
+            _check_saved_versions(ctx)
             dxs = ctx.fn.backward(ctx, dy)
             if not isinstance(dxs, tuple):
                 dxs = (dxs,)
@@ -347,21 +515,48 @@ class Tensor:
         return order
 
     # -- operators -------------------------------------------------------------------------
-    # The operators (+, -, *, /, @, [], unary -) and the differentiable methods (exp, log,
-    # relu, softmax, log_softmax, sum, mean, reshape, view, flatten, transpose, T) are the
-    # calls of the Functions in scratchnet/ops/, which adds them to this class (see
-    # ops.TensorMethods: this file cannot import the one that builds on it).
+    # The operators (+, -, *, /, @, [], unary -, comparisons) and the differentiable methods
+    # (exp, log, relu, sum, reshape, permute, transpose, T, ...) are the calls of the Functions
+    # in scratchnet/ops/, which adds them to this class (see ops.TensorMethods: this file
+    # cannot import the one that builds on it).
 
     def argmax(self, axis: int | None = None) -> np.ndarray:
         return self.data.argmax(axis=axis)
 
-    # Comparisons give plain boolean arrays: they have no gradient.
-    def __eq__(self, other: object) -> np.ndarray:  # type: ignore[override]
-        return self.data == (other.data if isinstance(other, Tensor) else other)
-
+    # ops/comparison.py defines __eq__, which would make Python drop the inherited __hash__;
+    # the autograd keys tensors by identity, so they stay hashable by identity.
     __hash__ = object.__hash__
 
 
+def normalize_dim(op: str, dim: int, shape: tuple[int, ...]) -> int:
+    """dim in [0, ndim), from a dim in [-ndim, ndim), or a clear IndexError naming op and shape.
+
+    A 0-d tensor accepts dim 0 and -1, as in PyTorch.
+    """
+    ndim = max(len(shape), 1)
+    if not isinstance(dim, int | np.integer) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if not -ndim <= dim < ndim:
+        raise IndexError(
+            f"{op}: dim {dim} is out of range for a tensor of shape {tuple(shape)} "
+            f"(expected a dim in [{-ndim}, {ndim - 1}])"
+        )
+    return int(dim) % ndim
+
+
 def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    """Build a Tensor, as torch.tensor does."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+    """Build a Tensor, inferring the dtype as torch.tensor does.
+
+    Python floats give float32, ints int64 and bools bool; an array keeps its dtype. The data
+    is copied, as torch.tensor copies.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is None and not isinstance(data, np.ndarray | np.generic):
+        array = np.array(data)
+        if array.dtype.kind == "f":
+            array = array.astype(np.float32)
+        elif array.dtype.kind in "iu":
+            array = array.astype(np.int64)
+        return Tensor(array, requires_grad=requires_grad)
+    return Tensor(np.array(data, dtype=dtype), requires_grad=requires_grad)

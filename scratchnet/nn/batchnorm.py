@@ -160,7 +160,7 @@ def _batch_norm(
             )
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{caller}: evaluation needs running_mean and running_var")
-    if training and x.size // C <= 1:
+    if training and x.numel() // C <= 1:
         raise ValueError(
             f"{caller}: expected more than 1 value per channel when training, got input shape "
             f"{tuple(x.shape)}"

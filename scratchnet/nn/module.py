@@ -169,7 +169,7 @@ class Module:
         return self
 
     def num_parameters(self, trainable_only: bool = True) -> int:
-        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # -- state -------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
     elementwise  add, sub, mul, div, neg, exp, log
     linalg       matmul
     reduction    sum, mean
-    shape        reshape, flatten, transpose, indexing
+    shape        reshape, permute, expand, repeat, indexing (and flatten, transpose, ...)
+    comparison   ==, !=, <, <=, >, >= (bool results, no gradient)
+    conversion   clone, to(dtype)
     activation   ReLU, log-softmax, softmax
 
 In every docstring, `dy` is the gradient of the loss with respect to the output y, and the
@@ -18,12 +20,20 @@ does PyTorch for much of torch.Tensor.
 
 from types import FunctionType
 
-from scratchnet.ops import activation, elementwise, linalg, reduction, shape
+from scratchnet.ops import (
+    activation,
+    comparison,
+    conversion,
+    elementwise,
+    linalg,
+    reduction,
+    shape,
+)
 from scratchnet.ops.activation import LogSoftmax, ReLU, log_softmax, relu, softmax
 from scratchnet.ops.elementwise import Add, Div, Exp, Log, Mul, Neg, Sub
 from scratchnet.ops.linalg import MatMul
 from scratchnet.ops.reduction import Mean, Sum
-from scratchnet.ops.shape import Index, Reshape, Transpose, flatten
+from scratchnet.ops.shape import Index, Permute, Reshape, flatten
 from scratchnet.tensor import Tensor
 
 __all__ = [
@@ -37,11 +47,11 @@ __all__ = [
     "Mean",
     "Mul",
     "Neg",
+    "Permute",
     "ReLU",
     "Reshape",
     "Sub",
     "Sum",
-    "Transpose",
     "flatten",
     "log_softmax",
     "relu",
@@ -50,7 +60,7 @@ __all__ = [
 
 
 def _install_tensor_methods() -> None:
-    for module in (elementwise, linalg, reduction, shape, activation):
+    for module in (elementwise, linalg, reduction, shape, activation, comparison, conversion):
         for name, member in vars(module.TensorMethods).items():
             if isinstance(member, FunctionType | property):
                 setattr(Tensor, name, member)
