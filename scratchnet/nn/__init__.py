@@ -1,7 +1,21 @@
 """Layers (Modules) and their building blocks, named as in torch.nn."""
 
 from scratchnet.nn import functional, init
-from scratchnet.nn.activation import ReLU
+from scratchnet.nn.activation import (
+    ELU,
+    GELU,
+    Hardswish,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from scratchnet.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from scratchnet.nn.container import ModuleDict, ModuleList, Sequential
 from scratchnet.nn.conv import Conv2d
@@ -19,6 +33,8 @@ from scratchnet.nn.module import Module, Parameter
 from scratchnet.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
+    "ELU",
+    "GELU",
     "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BCELoss",
@@ -29,18 +45,28 @@ __all__ = [
     "CrossEntropyLoss",
     "Dropout",
     "Flatten",
+    "Hardswish",
     "Identity",
     "L1Loss",
+    "LeakyReLU",
     "Linear",
+    "LogSoftmax",
     "MSELoss",
     "MaxPool2d",
+    "Mish",
     "Module",
     "ModuleDict",
     "ModuleList",
     "NLLLoss",
     "Parameter",
     "ReLU",
+    "ReLU6",
     "Sequential",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
     "functional",
     "init",
 ]

@@ -1,7 +1,7 @@
 """The functional forms of the layers, as torch.nn.functional: each takes and returns Tensors.
 
-Each function is defined in its layer's file, beside its Function and its Module; relu,
-softmax and log_softmax are the engine's own (scratchnet/ops/activation.py).
+Each function is defined in its layer's file, beside its Function and its Module; the
+activations (relu, sigmoid, gelu, softmax, ...) are the engine's own (scratchnet/ops/activation.py).
 """
 
 from scratchnet.nn.batchnorm import batch_norm
@@ -17,7 +17,21 @@ from scratchnet.nn.loss import (
     nll_loss,
 )
 from scratchnet.nn.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
-from scratchnet.ops import log_softmax, relu, softmax
+from scratchnet.ops.activation import (
+    elu,
+    gelu,
+    hardswish,
+    leaky_relu,
+    log_softmax,
+    mish,
+    relu,
+    relu6,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    tanh,
+)
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -28,12 +42,22 @@ __all__ = [
     "conv2d",
     "cross_entropy",
     "dropout",
+    "elu",
+    "gelu",
+    "hardswish",
     "l1_loss",
+    "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool2d",
+    "mish",
     "mse_loss",
     "nll_loss",
     "relu",
+    "relu6",
+    "sigmoid",
+    "silu",
     "softmax",
+    "softplus",
+    "tanh",
 ]

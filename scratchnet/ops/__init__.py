@@ -1,12 +1,14 @@
 """The engine's primitives: each a Function with its forward and hand-written backward.
 
-    elementwise  add, sub, mul, div, neg, exp, log
+    elementwise  add, sub, mul, div, neg, exp, log, pow, sqrt, abs, sign, clamp/clip,
+                 maximum, minimum, where
     linalg       matmul
     reduction    sum, mean
     shape        reshape, permute, expand, repeat, indexing (and flatten, transpose, ...)
     comparison   ==, !=, <, <=, >, >= (bool results, no gradient)
     conversion   clone, to(dtype)
-    activation   ReLU, log-softmax, softmax
+    activation   relu, sigmoid, tanh, softplus, leaky_relu, elu, gelu, relu6, hardswish,
+                 silu, mish, softmax, log_softmax
 
 In every docstring, `dy` is the gradient of the loss with respect to the output y, and the
 backward formulas give the gradient with respect to each input.
@@ -29,33 +31,125 @@ from scratchnet.ops import (
     reduction,
     shape,
 )
-from scratchnet.ops.activation import LogSoftmax, ReLU, log_softmax, relu, softmax
-from scratchnet.ops.elementwise import Add, Div, Exp, Log, Mul, Neg, Sub
+from scratchnet.ops.activation import (
+    ELU,
+    GELU,
+    Hardswish,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softplus,
+    Tanh,
+    elu,
+    gelu,
+    hardswish,
+    leaky_relu,
+    log_softmax,
+    mish,
+    relu,
+    relu6,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    tanh,
+)
+from scratchnet.ops.elementwise import (
+    Abs,
+    Add,
+    Clamp,
+    Div,
+    Exp,
+    Log,
+    Maximum,
+    Minimum,
+    Mul,
+    Neg,
+    Pow,
+    PowScalar,
+    RPowScalar,
+    Sign,
+    Sqrt,
+    Sub,
+    Where,
+    abs,
+    clamp,
+    clip,
+    maximum,
+    minimum,
+    pow,
+    sign,
+    sqrt,
+    where,
+)
 from scratchnet.ops.linalg import MatMul
 from scratchnet.ops.reduction import Mean, Sum
 from scratchnet.ops.shape import Index, Permute, Reshape, flatten
 from scratchnet.tensor import Tensor
 
 __all__ = [
+    "ELU",
+    "GELU",
+    "Abs",
     "Add",
+    "Clamp",
     "Div",
     "Exp",
+    "Hardswish",
     "Index",
+    "LeakyReLU",
     "Log",
     "LogSoftmax",
     "MatMul",
+    "Maximum",
     "Mean",
+    "Minimum",
+    "Mish",
     "Mul",
     "Neg",
     "Permute",
+    "Pow",
+    "PowScalar",
+    "RPowScalar",
     "ReLU",
+    "ReLU6",
     "Reshape",
+    "SiLU",
+    "Sigmoid",
+    "Sign",
+    "Softplus",
+    "Sqrt",
     "Sub",
     "Sum",
+    "Tanh",
+    "Where",
+    "abs",
+    "clamp",
+    "clip",
+    "elu",
     "flatten",
+    "gelu",
+    "hardswish",
+    "leaky_relu",
     "log_softmax",
+    "maximum",
+    "minimum",
+    "mish",
+    "pow",
     "relu",
+    "relu6",
+    "sigmoid",
+    "sign",
+    "silu",
     "softmax",
+    "softplus",
+    "sqrt",
+    "tanh",
+    "where",
 ]
 
 
