@@ -30,6 +30,7 @@ from scratchnet.nn.loss import (
     NLLLoss,
 )
 from scratchnet.nn.module import Module, Parameter
+from scratchnet.nn.padding import ZeroPad2d
 from scratchnet.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "ZeroPad2d",
     "functional",
     "init",
 ]

@@ -16,6 +16,7 @@ from scratchnet.nn.loss import (
     mse_loss,
     nll_loss,
 )
+from scratchnet.nn.padding import pad
 from scratchnet.nn.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from scratchnet.ops.activation import (
     elu,
@@ -53,6 +54,7 @@ __all__ = [
     "mish",
     "mse_loss",
     "nll_loss",
+    "pad",
     "relu",
     "relu6",
     "sigmoid",

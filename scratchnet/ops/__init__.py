@@ -3,12 +3,14 @@
     elementwise  add, sub, mul, div, neg, exp, log, pow, sqrt, abs, sign, clamp/clip,
                  maximum, minimum, where
     linalg       matmul
-    reduction    sum, mean
+    reduction    sum, mean, max/min, amax/amin, argmax/argmin, var/std, prod, logsumexp
     shape        reshape, permute, expand, repeat, indexing (and flatten, transpose, ...)
     comparison   ==, !=, <, <=, >, >= (bool results, no gradient)
     conversion   clone, to(dtype)
     activation   relu, sigmoid, tanh, softplus, leaky_relu, elu, gelu, relu6, hardswish,
                  silu, mish, softmax, log_softmax
+    join         cat, stack, split, chunk
+    indexing     gather, masked_fill
 
 In every docstring, `dy` is the gradient of the loss with respect to the output y, and the
 backward formulas give the gradient with respect to each input.
@@ -27,6 +29,8 @@ from scratchnet.ops import (
     comparison,
     conversion,
     elementwise,
+    indexing,
+    join,
     linalg,
     reduction,
     shape,
@@ -86,24 +90,32 @@ from scratchnet.ops.elementwise import (
     sqrt,
     where,
 )
+from scratchnet.ops.indexing import Gather, MaskedFill, gather, masked_fill
+from scratchnet.ops.join import Cat, Stack, cat, chunk, split, stack
 from scratchnet.ops.linalg import MatMul
-from scratchnet.ops.reduction import Mean, Sum
+from scratchnet.ops.reduction import AMax, AMin, LogSumExp, Mean, Prod, Std, Sum, Var
 from scratchnet.ops.shape import Index, Permute, Reshape, flatten
 from scratchnet.tensor import Tensor
 
 __all__ = [
     "ELU",
     "GELU",
+    "AMax",
+    "AMin",
     "Abs",
     "Add",
+    "Cat",
     "Clamp",
     "Div",
     "Exp",
+    "Gather",
     "Hardswish",
     "Index",
     "LeakyReLU",
     "Log",
     "LogSoftmax",
+    "LogSumExp",
+    "MaskedFill",
     "MatMul",
     "Maximum",
     "Mean",
@@ -114,6 +126,7 @@ __all__ = [
     "Permute",
     "Pow",
     "PowScalar",
+    "Prod",
     "RPowScalar",
     "ReLU",
     "ReLU6",
@@ -123,19 +136,26 @@ __all__ = [
     "Sign",
     "Softplus",
     "Sqrt",
+    "Stack",
+    "Std",
     "Sub",
     "Sum",
     "Tanh",
+    "Var",
     "Where",
     "abs",
+    "cat",
+    "chunk",
     "clamp",
     "clip",
     "elu",
     "flatten",
+    "gather",
     "gelu",
     "hardswish",
     "leaky_relu",
     "log_softmax",
+    "masked_fill",
     "maximum",
     "minimum",
     "mish",
@@ -147,14 +167,26 @@ __all__ = [
     "silu",
     "softmax",
     "softplus",
+    "split",
     "sqrt",
+    "stack",
     "tanh",
     "where",
 ]
 
 
 def _install_tensor_methods() -> None:
-    for module in (elementwise, linalg, reduction, shape, activation, comparison, conversion):
+    for module in (
+        elementwise,
+        linalg,
+        reduction,
+        shape,
+        activation,
+        comparison,
+        conversion,
+        join,
+        indexing,
+    ):
         for name, member in vars(module.TensorMethods).items():
             if isinstance(member, FunctionType | property):
                 setattr(Tensor, name, member)
