@@ -9,6 +9,7 @@ import pytest
 
 from scratchnet.mnist import robustness
 
+
 @pytest.fixture(scope="module")
 def digits(mnist):
     return mnist.test_images[:40], mnist.test_labels[:40]
