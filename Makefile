@@ -68,6 +68,9 @@ train: $(STAMP)
 	$(PY) -m scratchnet.train --model both
 
 run: $(STAMP)
+	@echo "Another origin (a dev page on http://localhost:3000) may call the API when the server"
+	@echo "starts with --cors-origins http://localhost:3000 (or SCRATCHNET_CORS_ORIGINS):"
+	@echo "  SCRATCHNET_CORS_ORIGINS=http://localhost:3000 make run"
 	$(PY) -m server --host 127.0.0.1 --port 8000
 
 bench: $(STAMP)
