@@ -4,6 +4,7 @@
     GET  /health                 {"status", "models_loaded", "version"}
     POST /predict                multipart upload in field `file`
     POST /predict/base64         JSON {"image": base64 or data URL, ...}
+    POST /explain, /explain/base64  the same, plus the activations and input gradients
     GET  /models                 every known model, loaded or not
     GET  /model/{model_type}/info  layers, parameter shapes, accuracy, training config
     GET  /openapi.json           the OpenAPI schema (server/openapi.py)
@@ -68,15 +69,12 @@ from server.inference import (
 from server.metrics import Metrics, MetricsMiddleware
 from server.openapi import build_openapi
 from server.params import (
-    DEFAULT_TOP_K,
-    bool_from_json,
     decode_base64_image,
     form_parameters,
     invalid,
     is_json_media_type,
+    json_parameters,
     media_type,
-    model_type_from_json,
-    top_k_from_json,
     wants_html,
 )
 from server.resources import DecodeBudget
@@ -111,14 +109,18 @@ async def _run(request: Request, fn: Any, *args: Any) -> Any:
 
 
 async def _predict(
-    request: Request, image: bytes, model_type: str, top_k: int, preview: bool
+    request: Request, image: bytes, options: dict[str, Any], explain: bool = False
 ) -> Response:
+    """Classify (or explain) an image: options are server.params' values, in the order the
+    registry's predict (or explain) takes them."""
     registry = _registry(request)
+    model_type = options["model_type"]
     budget: DecodeBudget = request.app.state.decode_budget
     try:
         decoded_bytes = budget.decoded_bytes(image)  # from the header: no pixel decoded yet
         async with budget.slot(decoded_bytes):
-            result = await _run(request, registry.predict, image, model_type, top_k, preview)
+            run = registry.explain if explain else registry.predict
+            result = await _run(request, run, image, *options.values())
     except UnknownModelError as exc:
         raise _model_error(exc, 422) from None
     except NonFiniteOutputError as exc:
@@ -172,18 +174,31 @@ async def root(request: Request) -> Response:
 
 
 async def predict(request: Request) -> Response:
+    image, options = await _read_upload(request, explain=False)
+    return await _predict(request, image, options)
+
+
+async def explain(request: Request) -> Response:
+    image, options = await _read_upload(request, explain=True)
+    return await _predict(request, image, options, explain=True)
+
+
+async def _read_upload(request: Request, explain: bool) -> tuple[bytes, dict[str, Any]]:
+    """The image and the options of a POST /predict or /explain multipart upload."""
+    path = request.url.path
     content_type = media_type(request)
     if content_type != "multipart/form-data":
         raise APIError(
             415,
             "unsupported_media_type",
-            f"POST /predict takes multipart/form-data with the image in field 'file', "
+            f"POST {path} takes multipart/form-data with the image in field 'file', "
             f"not {content_type or 'a body without Content-Type'}; "
-            "send base64 JSON to /predict/base64 instead",
+            f"send base64 JSON to {path}/base64 instead",
         )
     try:
         async with request.form(max_files=4, max_fields=16, max_part_size=64 * 1024) as form:
-            model_type, top_k, preview = form_parameters(form, request.query_params)
+            options = form_parameters(form, request.query_params, explain)
+            model_type = options["model_type"]
 
             upload = form.get("file")
             if upload is None:
@@ -200,7 +215,7 @@ async def predict(request: Request) -> Response:
         raise
     if not image:
         raise APIError(400, "invalid_image", "the uploaded file is empty")
-    return await _predict(request, image, model_type, top_k, preview)
+    return image, options
 
 
 def _reject_constant(name: str) -> Any:
@@ -209,12 +224,23 @@ def _reject_constant(name: str) -> Any:
 
 
 async def predict_base64(request: Request) -> Response:
+    image, options = await _read_base64(request, explain=False)
+    return await _predict(request, image, options)
+
+
+async def explain_base64(request: Request) -> Response:
+    image, options = await _read_base64(request, explain=True)
+    return await _predict(request, image, options, explain=True)
+
+
+async def _read_base64(request: Request, explain: bool) -> tuple[bytes, dict[str, Any]]:
+    """The image and the options of a POST /predict/base64 or /explain/base64 JSON body."""
     content_type = media_type(request)
     if not is_json_media_type(content_type):
         raise APIError(
             415,
             "unsupported_media_type",
-            f"POST /predict/base64 takes application/json, not "
+            f"POST {request.url.path} takes application/json, not "
             f"{content_type or 'a body without Content-Type'}",
         )
     body = await request.body()
@@ -229,12 +255,10 @@ async def predict_base64(request: Request) -> Response:
     if "image" not in payload:
         raise invalid("image", "missing: send the image as a base64 string or data URL")
 
-    model_type = model_type_from_json(payload.get("model_type", DEFAULT_MODEL))
-    top_k = top_k_from_json(payload.get("top_k", DEFAULT_TOP_K))
-    preview = bool_from_json("preview", payload.get("preview", False))
+    options = json_parameters(payload, explain)
     image = decode_base64_image(payload["image"])
-    _check_model(request, model_type)
-    return await _predict(request, image, model_type, top_k, preview)
+    _check_model(request, options["model_type"])
+    return image, options
 
 
 async def list_models(request: Request) -> Response:
@@ -308,6 +332,8 @@ def _routes(config: ServerConfig) -> list[BaseRoute]:
         Route("/health", health, methods=["GET"]),
         Route("/predict", predict, methods=["POST"]),
         Route("/predict/base64", predict_base64, methods=["POST"]),
+        Route("/explain", explain, methods=["POST"]),
+        Route("/explain/base64", explain_base64, methods=["POST"]),
         Route("/models", list_models, methods=["GET"]),
         Route("/model/{model_type}/info", model_info, methods=["GET"]),
         Route("/openapi.json", openapi_schema, methods=["GET"]),

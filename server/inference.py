@@ -8,10 +8,12 @@ responses.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from scratchnet.checkpoint import CheckpointError
+from scratchnet.mnist import explain as explanation
 from scratchnet.mnist import imageprep, inference
 from scratchnet.mnist.export import FORMATS as EXPORT_FORMATS
 from scratchnet.mnist.models import MODELS, load_model
@@ -157,8 +160,9 @@ class ModelRegistry:
 
     # -- prediction ------------------------------------------------------------------------------
 
-    def _forward(self, model: Any, x: np.ndarray) -> np.ndarray:
-        """The logits of a normalised batch, one forward pass at a time.
+    @contextlib.contextmanager
+    def _model_slot(self) -> Iterator[None]:
+        """One forward pass (or explanation) at a time, on the configured number of threads.
 
         For one 28x28 image the layers' loops are tiny, and handing work to a second thread
         costs more than it saves: on the 2-core development machine, under load, the CNN's
@@ -168,7 +172,17 @@ class ModelRegistry:
         most = threads.max_num_threads()
         count = most if self.numba_threads <= 0 else min(self.numba_threads, most)
         with self._forward_lock, threads.num_threads(count):
+            yield
+
+    def _forward(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """The logits of a normalised batch, one forward pass at a time."""
+        with self._model_slot():
             return inference.logits(model, x)
+
+    def _prepare(self, image_bytes: bytes) -> np.ndarray:
+        """The 28x28 input of an image file, or an ImageError subclass from imageprep."""
+        image = imageprep.decode_image(image_bytes, max_pixels=self.max_image_pixels)
+        return imageprep.prepare_image(image)
 
     def predict(
         self, image_bytes: bytes, model_name: str, top_k: int, preview: bool
@@ -179,8 +193,7 @@ class ModelRegistry:
         scratchnet.mnist.imageprep (ImageDecodeError, ImageTooLargeError, NoInkError).
         """
         entry = self.get(model_name)
-        image = imageprep.decode_image(image_bytes, max_pixels=self.max_image_pixels)
-        img28 = imageprep.prepare_image(image)
+        img28 = self._prepare(image_bytes)
         x = inference.normalize(img28)
 
         start = time.perf_counter()
@@ -192,6 +205,45 @@ class ModelRegistry:
         if not np.isfinite(logits).all():
             raise NonFiniteOutputError(entry.name)
         prediction = inference.Prediction(inference.softmax(logits[0]))
+        return self._answer(entry, prediction, inference_ms, img28, top_k, preview)
+
+    def explain(
+        self,
+        image_bytes: bytes,
+        model_name: str,
+        top_k: int,
+        preview: bool,
+        classes: explanation.Classes,
+        encoding: explanation.Encoding,
+    ) -> dict[str, Any]:
+        """predict's answer plus what the model computed on the way (scratchnet.mnist.explain).
+
+        Raises what predict raises. `inference_ms` times the forward and the backward pass.
+        """
+        entry = self.get(model_name)
+        img28 = self._prepare(image_bytes)
+
+        start = time.perf_counter()
+        with self._model_slot():
+            explained = explanation.explain(entry.model, img28, classes)
+        inference_ms = (time.perf_counter() - start) * 1000.0
+
+        if not explained.is_finite():
+            raise NonFiniteOutputError(entry.name)
+        result = self._answer(entry, explained.prediction, inference_ms, img28, top_k, preview)
+        result.update(explained.to_json(encoding))
+        return result
+
+    @staticmethod
+    def _answer(
+        entry: LoadedModel,
+        prediction: inference.Prediction,
+        inference_ms: float,
+        img28: np.ndarray,
+        top_k: int,
+        preview: bool,
+    ) -> dict[str, Any]:
+        """The JSON fields of /predict's answer."""
         result: dict[str, Any] = {
             "predicted_class": prediction.digit,
             "confidence": prediction.confidence,

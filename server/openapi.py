@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import scratchnet
+from scratchnet.mnist.explain import CLASSES, ENCODINGS
 from server.config import ServerConfig
 from server.inference import DEFAULT_MODEL, EXPORT_FORMATS, MODEL_NAMES
 from server.params import DEFAULT_TOP_K, TOP_K_MAX, TOP_K_MIN
@@ -55,6 +56,49 @@ PREDICT_OPTIONS = {
         "default": DEFAULT_TOP_K,
     },
     "preview": {"type": "boolean", "default": False},
+}
+
+# What /explain adds to /predict's options.
+EXPLAIN_OPTIONS = {
+    "classes": {
+        "type": "string",
+        "enum": list(CLASSES),
+        "default": "predicted",
+        "description": "The saliency of the predicted class only, or of all ten.",
+    },
+    "encoding": {
+        "type": "string",
+        "enum": list(ENCODINGS),
+        "default": "list",
+        "description": (
+            "How the `values` of activations, filters and templates are sent: nested lists, or "
+            "base64 of their little-endian float32 bytes in C order."
+        ),
+    },
+}
+MAP28 = {
+    "type": "array",
+    "items": {"type": "array", "items": {"type": "number"}, "minItems": 28, "maxItems": 28},
+    "minItems": 28,
+    "maxItems": 28,
+}
+CLASS_MAPS = {
+    "type": "object",
+    "additionalProperties": MAP28,
+    "description": "One 28x28 map per class, keyed by the digit ('7').",
+}
+ARRAY = {
+    "type": "object",
+    "required": ["shape", "encoding", "values"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": SHAPE,
+        "encoding": {"type": "string", "enum": list(ENCODINGS)},
+        "values": {
+            "oneOf": [{"type": "array"}, {"type": "string", "format": "byte"}],
+            "description": "Nested lists of the shape, or a base64 string (encoding=base64).",
+        },
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -175,6 +219,67 @@ SCHEMAS: dict[str, Any] = {
             "file": {"type": "string", "format": "binary", "description": "The image file."},
             **PREDICT_OPTIONS,
         },
+    },
+    "ExplainBase64Request": {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {
+                "type": "string",
+                "description": "Base64 of an image file, raw or as a data: URL.",
+                "example": EXAMPLE_IMAGE,
+            },
+            **PREDICT_OPTIONS,
+            **EXPLAIN_OPTIONS,
+        },
+    },
+    "ExplainUpload": {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "The image file."},
+            **PREDICT_OPTIONS,
+            **EXPLAIN_OPTIONS,
+        },
+    },
+    "Explanation": {
+        "allOf": [
+            _ref("Prediction"),
+            {
+                "type": "object",
+                "required": ["input", "saliency", "gradient_x_input", "activations"],
+                "properties": {
+                    "input": {
+                        **MAP28,
+                        "description": "The MNIST-normalised 28x28 input the model saw.",
+                    },
+                    "saliency": {
+                        **CLASS_MAPS,
+                        "description": (
+                            "d logit[class] / d input, by scratchnet's backward(): the predicted "
+                            "class, or all ten with classes=all."
+                        ),
+                    },
+                    "gradient_x_input": {**CLASS_MAPS, "description": "saliency * input."},
+                    "activations": {
+                        "type": "array",
+                        "items": ARRAY,
+                        "description": (
+                            "CNN: block1 (32x14x14), block2 (64x7x7), block3 (128x7x7, before "
+                            "the global pool) and features (128). Linear: none."
+                        ),
+                    },
+                    "filters": {**ARRAY, "description": "CNN: conv1.weight (32x1x3x3)."},
+                    "templates": {**ARRAY, "description": "Linear: fc.weight as 10x28x28."},
+                    "contributions": {
+                        **CLASS_MAPS,
+                        "description": (
+                            "Linear: weight[class] * input, which sum with the bias to the logit."
+                        ),
+                    },
+                },
+            },
+        ],
     },
     "ModelSummary": {
         "type": "object",
@@ -329,7 +434,7 @@ def _form_fallback_query(name: str) -> dict[str, Any]:
         "in": "query",
         "required": False,
         "description": f"Used when the form has no {name} field.",
-        "schema": PREDICT_OPTIONS[name],
+        "schema": {**PREDICT_OPTIONS, **EXPLAIN_OPTIONS}[name],
     }
 
 
@@ -362,6 +467,13 @@ _PREDICT_ERRORS = {
 
 def _predict_200() -> dict[str, Any]:
     return {"description": "The prediction.", "content": _json(_ref("Prediction"))}
+
+
+def _explain_200() -> dict[str, Any]:
+    return {
+        "description": "The prediction and its explanation.",
+        "content": _json(_ref("Explanation")),
+    }
 
 
 def build_openapi(config: ServerConfig | None = None) -> dict[str, Any]:
@@ -427,6 +539,38 @@ def build_openapi(config: ServerConfig | None = None) -> dict[str, Any]:
                     "content": _json(_ref("PredictBase64Request")),
                 },
                 "responses": {"200": _predict_200(), **_PREDICT_ERRORS},
+            }
+        },
+        "/explain": {
+            "post": {
+                "summary": "Classify an uploaded image and show what the model computed",
+                "description": (
+                    "The same upload as /predict, plus classes and encoding. The answer adds the "
+                    "input, the saliency maps, the activations and the filters or templates."
+                    + limit_text
+                ),
+                "operationId": "explain",
+                "parameters": [
+                    _form_fallback_query(name) for name in {**PREDICT_OPTIONS, **EXPLAIN_OPTIONS}
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"multipart/form-data": {"schema": _ref("ExplainUpload")}},
+                },
+                "responses": {"200": _explain_200(), **_PREDICT_ERRORS},
+            }
+        },
+        "/explain/base64": {
+            "post": {
+                "summary": "Explain a base64-encoded image",
+                "operationId": "explainBase64",
+                "description": "The same JSON as /predict/base64, plus classes and encoding."
+                + limit_text,
+                "requestBody": {
+                    "required": True,
+                    "content": _json(_ref("ExplainBase64Request")),
+                },
+                "responses": {"200": _explain_200(), **_PREDICT_ERRORS},
             }
         },
         "/models": {

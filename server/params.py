@@ -1,4 +1,4 @@
-"""Reading requests: content types, Accept negotiation, and the predict endpoints' parameters.
+"""Reading requests: content types, Accept negotiation, and the predict and explain parameters.
 
 `model_type`, `top_k` and `preview` arrive as strings (multipart form fields or query
 parameters) for POST /predict, and as JSON values for POST /predict/base64. Both end in the same
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
 
+from scratchnet.mnist.explain import CLASSES, ENCODINGS
 from server.errors import APIError
 from server.inference import DEFAULT_MODEL
 
@@ -28,6 +30,8 @@ _TRUE_WORDS = {"true", "1", "yes", "on"}
 _FALSE_WORDS = {"false", "0", "no", "off"}
 _BASE64_WHITESPACE = re.compile(r"\s+")
 JSON_MEDIA_TYPES = ("application/json",)
+# The options /explain adds to /predict's: their words and defaults.
+EXPLAIN_CHOICES = {"classes": (CLASSES, "predicted"), "encoding": (ENCODINGS, "list")}
 
 
 def media_type(request: Request) -> str:
@@ -144,8 +148,31 @@ def decode_base64_image(value: Any) -> bytes:
         raise APIError(400, "invalid_base64", "image: not valid base64 data") from None
 
 
-def form_parameters(form: FormData, query: QueryParams) -> tuple[str, int, bool]:
-    """model_type, top_k and preview of POST /predict: a form field wins over a query parameter.
+def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """A form field or JSON value that must be one of a few words (classes, encoding)."""
+    if not isinstance(value, str) or value not in choices:
+        raise invalid(name, f"must be one of {', '.join(choices)}")
+    return value
+
+
+def json_parameters(payload: dict[str, Any], explain: bool = False) -> dict[str, Any]:
+    """model_type, top_k and preview of POST /predict/base64 (and classes, encoding of
+    /explain/base64), in the order ModelRegistry.predict and .explain take them."""
+    values = {
+        "model_type": model_type_from_json(payload.get("model_type", DEFAULT_MODEL)),
+        "top_k": top_k_from_json(payload.get("top_k", DEFAULT_TOP_K)),
+        "preview": bool_from_json("preview", payload.get("preview", False)),
+    }
+    if explain:
+        for name, (choices, default) in EXPLAIN_CHOICES.items():
+            values[name] = choice(name, payload.get(name, default), choices)
+    return values
+
+
+def form_parameters(form: FormData, query: QueryParams, explain: bool = False) -> dict[str, Any]:
+    """model_type, top_k and preview of POST /predict (and classes, encoding of /explain), in
+    the order ModelRegistry.predict and .explain take them: a form field wins over a query
+    parameter.
 
     Both are validated even when the form overrides the query, so that a bad value is never
     silently ignored.
@@ -156,6 +183,10 @@ def form_parameters(form: FormData, query: QueryParams) -> tuple[str, int, bool]
         "preview": lambda text: bool_from_text("preview", text),
     }
     values: dict[str, Any] = {"model_type": DEFAULT_MODEL, "top_k": DEFAULT_TOP_K, "preview": False}
+    if explain:
+        for name, (choices, default) in EXPLAIN_CHOICES.items():
+            parsers[name] = functools.partial(choice, name, choices=choices)
+            values[name] = default
     for name, parse in parsers.items():
         for value in (query.get(name), form.get(name)):
             if value is None:
@@ -163,4 +194,4 @@ def form_parameters(form: FormData, query: QueryParams) -> tuple[str, int, bool]
             if not isinstance(value, str):
                 raise invalid(name, "must be a plain form field, not a file")
             values[name] = parse(value)
-    return values["model_type"], values["top_k"], values["preview"]
+    return values

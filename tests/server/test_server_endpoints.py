@@ -236,7 +236,8 @@ def test_cnn_model_info(client: TestClient, cnn_or_skip: None) -> None:
 def test_openapi_lists_every_route(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert schema["openapi"].startswith("3.")
-    expected = {"/", "/health", "/predict", "/predict/base64", "/models"}
+    expected = {"/", "/health", "/predict", "/predict/base64", "/explain", "/explain/base64"}
+    expected |= {"/models"}
     expected |= {"/model/{model_type}/info", "/openapi.json", "/docs", "/docs/draw", "/metrics"}
     assert set(schema["paths"]) == expected
 
