@@ -2,17 +2,20 @@
 
 im2col copies every receptive field of x into a column of `cols`:
 
-    cols[(c, kh, kw), (n, oh, ow)] = x[n, c, oh * sh - ph + kh, ow * sw - pw + kw]
+    cols[(c, kh, kw), (n, oh, ow)] = x[n, c, oh * sh - ph + kh * dh, ow * sw - pw + kw * dw]
 
-(0 where that index falls in the zero padding). A convolution is then one matrix product,
-`weight.reshape(OC, C * KH * KW) @ cols`, which the multi-threaded BLAS runs fast.
+(0 where that index falls in the zero padding). The dilation (dh, dw) spreads the kernel's
+taps dh rows and dw columns apart; it is 1 for an ordinary convolution. A convolution is then
+one matrix product, `weight.reshape(OC, C * KH * KW) @ cols`, which the multi-threaded BLAS
+runs fast.
 
 col2im is the adjoint of im2col: every entry of cols is added back to the x position it was
 copied from. A position covered by several windows (kernel larger than stride) receives the
 sum of their contributions: the chain rule for a value that was used several times.
 
 Shapes: x (N, C, H, W); cols (C * KH * KW, N * OH * OW), with
-    OH = (H + 2 * ph - KH) // sh + 1,   OW = (W + 2 * pw - KW) // sw + 1.
+    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1,   and OW likewise
+(with dh = 1: (H + 2 * ph - KH) // sh + 1).
 The rows run over (c, kh, kw), matching `weight.reshape(OC, -1)`. The columns run over
 (n, oh, ow), so the product comes out as (OC, N, OH, OW): each sample's output plane is one
 contiguous block, cheap to move into NCHW order.
@@ -34,9 +37,14 @@ import numpy as np
 from numba import njit
 
 
-def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Number of window positions along one axis: (size + 2 * padding - kernel) // stride + 1."""
-    return (size + 2 * padding - kernel) // stride + 1
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """Number of window positions along one axis:
+
+        (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+    which is (size + 2 * padding - kernel) // stride + 1 without dilation.
+    """
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 @njit(cache=True)
@@ -60,7 +68,7 @@ def valid_range(kernel_offset, stride, padding, size, out_size):
 
 
 @njit(nogil=True, cache=True)
-def im2col_into(x, KH, KW, sh, sw, ph, pw, cols):
+def im2col_into(x, KH, KW, sh, sw, ph, pw, dh, dw, cols):
     """Fill cols (C * KH * KW, N * OH * OW) with the receptive fields of x (N, C, H, W).
 
     One task per (c, n): it writes the (OH, OW) block of sample n in each of the KH * KW rows
@@ -68,17 +76,17 @@ def im2col_into(x, KH, KW, sh, sw, ph, pw, cols):
     (Serial: the convolution cuts its batch into one chunk per thread and calls this per chunk.)
     """
     N, C, H, W = x.shape
-    OH = (H + 2 * ph - KH) // sh + 1
-    OW = (W + 2 * pw - KW) // sw + 1
+    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
     blocks = cols.reshape((C * KH * KW, N, OH, OW))
     for task in range(C * N):
         c = task // N
         n = task % N
         for kh in range(KH):
-            oh_lo, oh_hi = valid_range(kh, sh, ph, H, OH)
+            oh_lo, oh_hi = valid_range(kh * dh, sh, ph, H, OH)
             rows = oh_hi - oh_lo
             for kw in range(KW):
-                ow_lo, ow_hi = valid_range(kw, sw, pw, W, OW)
+                ow_lo, ow_hi = valid_range(kw * dw, sw, pw, W, OW)
                 count = ow_hi - ow_lo
                 out = blocks[(c * KH + kh) * KW + kw, n]
                 if rows < OH or count < OW:  # part of this window position sees padding
@@ -87,8 +95,8 @@ def im2col_into(x, KH, KW, sh, sw, ph, pw, cols):
                             out[i, j] = 0
                 if rows <= 0 or count <= 0:
                     continue
-                ih = oh_lo * sh - ph + kh  # first input row and column the window reads
-                iw = ow_lo * sw - pw + kw
+                ih = oh_lo * sh - ph + kh * dh  # first input row and column the window reads
+                iw = ow_lo * sw - pw + kw * dw
                 ih_stop = ih + (rows - 1) * sh + 1
                 iw_stop = iw + (count - 1) * sw + 1
                 src = x[n, c, ih:ih_stop:sh, iw:iw_stop:sw]
@@ -98,29 +106,49 @@ def im2col_into(x, KH, KW, sh, sw, ph, pw, cols):
                         dst[i, j] = src[i, j]
 
 
-def im2col(x: np.ndarray, KH: int, KW: int, sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
-    """cols[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*sh - ph + kh, ow*sw - pw + kw] (0 in padding)."""
+def im2col(
+    x: np.ndarray,
+    KH: int,
+    KW: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    dh: int = 1,
+    dw: int = 1,
+) -> np.ndarray:
+    """cols[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 in
+    padding)."""
     N, C, H, W = x.shape
-    OH = output_size(H, KH, sh, ph)
-    OW = output_size(W, KW, sw, pw)
+    OH = output_size(H, KH, sh, ph, dh)
+    OW = output_size(W, KW, sw, pw, dw)
     x = np.ascontiguousarray(x)
     cols = np.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
-    im2col_into(x, KH, KW, sh, sw, ph, pw, cols)
+    im2col_into(x, KH, KW, sh, sw, ph, pw, dh, dw, cols)
     return cols
 
 
 def im2col_reference(
-    x: np.ndarray, KH: int, KW: int, sh: int, sw: int, ph: int, pw: int
+    x: np.ndarray,
+    KH: int,
+    KW: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    dh: int = 1,
+    dw: int = 1,
 ) -> np.ndarray:
     """NumPy twin of im2col: one strided slice of the padded input per kernel offset."""
     N, C, H, W = x.shape
-    OH = output_size(H, KH, sh, ph)
-    OW = output_size(W, KW, sw, pw)
+    OH = output_size(H, KH, sh, ph, dh)
+    OW = output_size(W, KW, sw, pw, dw)
     padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     cols = np.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
     for kh in range(KH):
         for kw in range(KW):
-            window = padded[:, :, kh : kh + sh * OH : sh, kw : kw + sw * OW : sw]
+            i, j = kh * dh, kw * dw
+            window = padded[:, :, i : i + sh * OH : sh, j : j + sw * OW : sw]
             cols[:, kh, kw] = window.transpose(1, 0, 2, 3)
     return cols.reshape(C * KH * KW, N * OH * OW)
 
@@ -131,15 +159,15 @@ def im2col_reference(
 
 
 @njit(nogil=True, cache=True)
-def col2im_into(cols, KH, KW, sh, sw, ph, pw, dx):
+def col2im_into(cols, KH, KW, sh, sw, ph, pw, dh, dw, dx):
     """Set dx (N, C, H, W) to the sum of cols over every window entry that copied each x entry.
 
     Overlapping windows add into the same dx entries, so the work goes plane by plane: a window
     never crosses planes, so each (c, n) plane's sums are complete when its task ends.
     """
     N, C, H, W = dx.shape
-    OH = (H + 2 * ph - KH) // sh + 1
-    OW = (W + 2 * pw - KW) // sw + 1
+    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
     blocks = cols.reshape((C * KH * KW, N, OH, OW))
     for task in range(C * N):
         c = task // N
@@ -149,15 +177,15 @@ def col2im_into(cols, KH, KW, sh, sw, ph, pw, dx):
             for j in range(W):
                 plane[i, j] = 0
         for kh in range(KH):
-            oh_lo, oh_hi = valid_range(kh, sh, ph, H, OH)
+            oh_lo, oh_hi = valid_range(kh * dh, sh, ph, H, OH)
             rows = oh_hi - oh_lo
             for kw in range(KW):
-                ow_lo, ow_hi = valid_range(kw, sw, pw, W, OW)
+                ow_lo, ow_hi = valid_range(kw * dw, sw, pw, W, OW)
                 count = ow_hi - ow_lo
                 if rows <= 0 or count <= 0:
                     continue
-                ih = oh_lo * sh - ph + kh
-                iw = ow_lo * sw - pw + kw
+                ih = oh_lo * sh - ph + kh * dh
+                iw = ow_lo * sw - pw + kw * dw
                 ih_stop = ih + (rows - 1) * sh + 1
                 iw_stop = iw + (count - 1) * sw + 1
                 src = blocks[(c * KH + kh) * KW + kw, n, oh_lo:oh_hi, ow_lo:ow_hi]
@@ -179,10 +207,12 @@ def col2im(
     sw: int,
     ph: int,
     pw: int,
+    dh: int = 1,
+    dw: int = 1,
 ) -> np.ndarray:
     """dx[n, c, ih, iw] = sum of the cols entries that im2col copied from x[n, c, ih, iw]."""
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
-    col2im_into(np.ascontiguousarray(cols), KH, KW, sh, sw, ph, pw, dx)
+    col2im_into(np.ascontiguousarray(cols), KH, KW, sh, sw, ph, pw, dh, dw, dx)
     return dx
 
 
@@ -198,15 +228,18 @@ def col2im_reference(
     sw: int,
     ph: int,
     pw: int,
+    dh: int = 1,
+    dw: int = 1,
 ) -> np.ndarray:
     """NumPy twin of col2im: add each kernel offset's slice back into the padded gradient."""
-    OH = output_size(H, KH, sh, ph)
-    OW = output_size(W, KW, sw, pw)
+    OH = output_size(H, KH, sh, ph, dh)
+    OW = output_size(W, KW, sw, pw, dw)
     blocks = cols.reshape(C, KH, KW, N, OH, OW)
     padded = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
     for kh in range(KH):
         for kw in range(KW):
             # Within one (kh, kw) the strided slice has no repeated entries, so += is exact.
-            window = padded[:, :, kh : kh + sh * OH : sh, kw : kw + sw * OW : sw]
+            i, j = kh * dh, kw * dw
+            window = padded[:, :, i : i + sh * OH : sh, j : j + sw * OW : sw]
             window += blocks[:, kh, kw].transpose(1, 0, 2, 3)
     return np.ascontiguousarray(padded[:, :, ph : ph + H, pw : pw + W])

@@ -136,6 +136,8 @@ def _conv2d(graph: OnnxGraph, name: str, conv: nn.Conv2d, x: str, output: str | 
         kernel_shape=list(conv.kernel_size),
         strides=list(conv.stride),
         pads=[ph, pw, ph, pw],
+        dilations=list(conv.dilation),
+        group=conv.groups,
     )
 
 

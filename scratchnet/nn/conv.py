@@ -4,6 +4,8 @@ Notation: x (N, C, H, W), weight (OC, C, KH, KW), bias (OC,), stride (sh, sw), p
 (ph, pw). im2col gathers every receptive field of x into a column of a matrix, so that the
 whole convolution, over every sample and position, is one BLAS product. 3x3 kernels at
 stride 1 can go by Winograd's algorithm instead (scratchnet/nn/winograd.py); `conv2d` picks.
+Dilated and grouped convolutions (depthwise included) take a path of their own,
+GroupedConv2dFunction, so that the common case keeps its fast paths.
 """
 
 from __future__ import annotations
@@ -110,6 +112,93 @@ class Conv2dFunction(Function):
         return dx, dweight, dbias
 
 
+class GroupedConv2dFunction(Function):
+    """The general convolution: G groups and dilation (dh, dw). With Cg = C / G input and
+    OCg = OC / G output channels per group, output channel o belongs to group g = o // OCg and
+    sees only that group's inputs:
+
+        y[n, o, oh, ow] = bias[o] + sum over (c < Cg, kh, kw) of weight[o, c, kh, kw] *
+                          x[n, g * Cg + c, oh * sh - ph + kh * dh, ow * sw - pw + kw * dw]
+
+    G = 1 with dilation 1 is Conv2dFunction's convolution; G = C is the depthwise one. The
+    rows of cols = im2col(x) (dilated) run over (c, kh, kw), so group g's rows are one block:
+
+        cols3 = cols.reshape(G, Cg * KH * KW, N * OH * OW)
+        w3    = weight.reshape(G, OCg, Cg * KH * KW)
+        forward:   y3 = w3 @ cols3 + bias        G products at once, (G, OCg, N * OH * OW)
+
+    and y is y3, that is (OC, N, OH, OW), reordered to (N, OC, OH, OW). Backward, with dy3 =
+    dy reordered to (G, OCg, N * OH * OW), is Conv2dFunction's, one product per group:
+
+        dbias   = dy3 summed over its positions
+        dweight = dy3 @ cols3.transpose(0, 2, 1)
+        dcols   = w3.transpose(0, 2, 1) @ dy3
+        dx      = col2im(dcols)                  (dilated, as im2col was)
+
+    The batch is cut into one chunk per thread, as in Conv2dFunction.
+
+    Shapes: x (N, C, H, W), weight (OC, C / G, KH, KW), bias (OC,) -> y (N, OC, OH, OW), with
+        OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1,   and OW likewise.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None = None,
+        stride: tuple[int, int] = (1, 1),
+        padding: tuple[int, int] = (0, 0),
+        dilation: tuple[int, int] = (1, 1),
+        groups: int = 1,
+    ) -> np.ndarray:
+        N, _, H, W = x.shape
+        OC, _, KH, KW = weight.shape
+        window = (KH, KW, *stride, *padding, *dilation)
+        OH = output_size(H, KH, stride[0], padding[0], dilation[0])
+        OW = output_size(W, KW, stride[1], padding[1], dilation[1])
+        w3 = weight.reshape(groups, OC // groups, -1)
+        y = np.empty((N, OC, OH, OW), dtype=x.dtype)
+
+        def forward_chunk(lo: int, hi: int) -> np.ndarray:
+            cols3 = im2col(x[lo:hi], *window).reshape(groups, w3.shape[2], -1)
+            y2 = (w3 @ cols3).reshape(OC, -1)
+            if bias is not None:
+                y2 += bias[:, None]
+            y[lo:hi] = y2.reshape(OC, hi - lo, OH, OW).transpose(1, 0, 2, 3)
+            return cols3
+
+        ctx.cols = map_chunks(forward_chunk, batch_chunks(N))  # {(lo, hi): that chunk's cols3}
+        ctx.x_shape, ctx.weight, ctx.window, ctx.groups = x.shape, weight, window, groups
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, dy: np.ndarray) -> tuple[Any, ...]:
+        needs = ctx.needs_input_grad
+        has_bias = len(needs) == 3 and needs[2]
+        OC = len(ctx.weight)
+        w3 = ctx.weight.reshape(ctx.groups, OC // ctx.groups, -1)
+        dx = np.empty(ctx.x_shape, dtype=dy.dtype) if needs[0] else None
+
+        def backward_chunk(lo: int, hi: int) -> tuple[Any, Any]:
+            cols3 = ctx.cols[lo, hi]
+            dy2 = np.ascontiguousarray(dy[lo:hi].transpose(1, 0, 2, 3)).reshape(OC, -1)
+            dy3 = dy2.reshape(w3.shape[0], w3.shape[1], -1)
+            if needs[0]:
+                dcols = (w3.transpose(0, 2, 1) @ dy3).reshape(-1, dy2.shape[1])
+                dx[lo:hi] = col2im(dcols, hi - lo, *ctx.x_shape[1:], *ctx.window)
+            dweight = dy3 @ cols3.transpose(0, 2, 1) if needs[1] else None
+            dbias = row_sums(dy2) if has_bias else None
+            return dweight, dbias
+
+        parts = map_chunks(backward_chunk, ctx.cols).values()  # forward's chunks
+        dweight = sum(p[0] for p in parts).reshape(ctx.weight.shape) if needs[1] else None
+        dbias = sum(p[1] for p in parts) if has_bias else None
+        if len(needs) == 2:
+            return dx, dweight
+        return dx, dweight, dbias
+
+
 def multiply_per_chunk(
     w2: np.ndarray, cols: np.ndarray, bias: np.ndarray | None, out: np.ndarray
 ) -> None:
@@ -177,27 +266,41 @@ def _check_conv_args(
     weight: Tensor,
     stride: tuple[int, int],
     padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
     caller: str,
 ) -> None:
     check_4d(x, caller)
     if weight.ndim != 4:
-        raise ValueError(f"{caller}: weight must be (OC, C, KH, KW), got shape {weight.shape}")
-    if x.shape[1] != weight.shape[1]:
         raise ValueError(
-            f"{caller} expected {weight.shape[1]} input channels, got {x.shape[1]} "
-            f"(input shape {tuple(x.shape)}, weight shape {tuple(weight.shape)})"
+            f"{caller}: weight must be (OC, C / groups, KH, KW), got shape {weight.shape}"
+        )
+    shapes = f"(input shape {tuple(x.shape)}, weight shape {tuple(weight.shape)})"
+    if not isinstance(groups, int | np.integer) or groups < 1:
+        raise ValueError(f"{caller}: groups must be a positive integer, got {groups!r}")
+    if weight.shape[0] % groups != 0:
+        raise ValueError(
+            f"{caller}: out_channels {weight.shape[0]} is not divisible by groups {groups} {shapes}"
+        )
+    if x.shape[1] != weight.shape[1] * groups:
+        per_group = f" ({weight.shape[1]} in each of {groups} groups)" if groups > 1 else ""
+        raise ValueError(
+            f"{caller} expected {weight.shape[1] * groups} input channels{per_group}, got "
+            f"{x.shape[1]} {shapes}"
         )
     if min(stride) < 1:
         raise ValueError(f"{caller}: stride must be at least 1, got {stride}")
     if min(padding) < 0:
         raise ValueError(f"{caller}: padding must be non-negative, got {padding}")
+    if min(dilation) < 1:
+        raise ValueError(f"{caller}: dilation must be at least 1, got {dilation}")
     (H, W), (KH, KW) = x.shape[2:], weight.shape[2:]
-    OH = output_size(H, KH, stride[0], padding[0])
-    OW = output_size(W, KW, stride[1], padding[1])
+    OH = output_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = output_size(W, KW, stride[1], padding[1], dilation[1])
     if OH <= 0 or OW <= 0:
         raise ValueError(
             f"{caller}: output size ({OH}, {OW}) is too small: input ({H}, {W}) with padding "
-            f"{padding} is smaller than the kernel ({KH}, {KW})"
+            f"{padding} is smaller than the kernel ({KH}, {KW}) with dilation {dilation}"
         )
 
 
@@ -210,14 +313,19 @@ def conv2d(
     bias: Tensor | None = None,
     stride: IntPair = 1,
     padding: IntPair = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
     algorithm: str = "auto",
 ) -> Tensor:
-    """2-D convolution of x (N, C, H, W) with weight (OC, C, KH, KW), as F.conv2d.
+    """2-D convolution of x (N, C, H, W) with weight (OC, C / groups, KH, KW), as F.conv2d.
 
-    algorithm: "im2col" (any kernel and stride), "winograd" (3x3 kernels at stride 1 only),
-    or "auto", which picks Winograd where it is faster (see `choose_algorithm`).
+    groups: split the channels into this many groups, each convolved with its own OC / groups
+    filters (groups = C is the depthwise convolution). dilation: the spacing of the kernel's
+    taps. algorithm (not in torch): "im2col" (any kernel and stride), "winograd" (3x3 kernels
+    at stride 1 only), or "auto", which picks Winograd where it is faster (see
+    `choose_algorithm`). Grouped or dilated convolutions always go by im2col.
     """
-    return _conv2d(x, weight, bias, stride, padding, caller="conv2d", algorithm=algorithm)
+    return _conv2d(x, weight, bias, stride, padding, dilation, groups, "conv2d", algorithm)
 
 
 def choose_algorithm(x_shape: tuple[int, ...], weight_shape: tuple[int, ...],
@@ -237,14 +345,27 @@ def _conv2d(
     bias: Tensor | None,
     stride: IntPair,
     padding: IntPair,
+    dilation: IntPair,
+    groups: int,
     caller: str,
     algorithm: str = "auto",
 ) -> Tensor:
     stride = to_pair(stride, "stride")
     padding = to_pair(padding, "padding")
-    _check_conv_args(x, weight, stride, padding, caller)
+    dilation = to_pair(dilation, "dilation")
+    _check_conv_args(x, weight, stride, padding, dilation, groups, caller)
     if algorithm not in ALGORITHMS:
         raise ValueError(f"{caller}: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    if groups != 1 or dilation != (1, 1):
+        if algorithm == "winograd":
+            raise ValueError(
+                f"{caller}: the winograd algorithm needs groups=1 and dilation 1, got groups="
+                f"{groups} and dilation {dilation}"
+            )
+        return GroupedConv2dFunction.apply(
+            *inputs, stride=stride, padding=padding, dilation=dilation, groups=int(groups)
+        )
     if algorithm == "auto":
         algorithm = choose_algorithm(x.shape, weight.shape, stride)
     elif algorithm == "winograd" and (tuple(weight.shape[2:]) != (3, 3) or stride != (1, 1)):
@@ -252,7 +373,6 @@ def _conv2d(
             f"{caller}: the winograd algorithm needs a 3x3 kernel and stride 1, got kernel "
             f"{tuple(weight.shape[2:])} and stride {stride}"
         )
-    inputs = (x, weight) if bias is None else (x, weight, bias)
     if algorithm == "winograd":
         return Winograd3x3Function.apply(*inputs, padding=padding)
     return Conv2dFunction.apply(*inputs, stride=stride, padding=padding)
@@ -261,8 +381,9 @@ def _conv2d(
 class Conv2d(Module):
     """A 2-D convolution layer, initialised as torch.nn.Conv2d.
 
-    weight ~ kaiming_uniform(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
-    fan_in = in_channels * KH * KW; bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    weight (out_channels, in_channels / groups, KH, KW) ~ kaiming_uniform(a=sqrt(5)), i.e.
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in_channels / groups * KH * KW;
+    bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
     `algorithm` (not in torch) is conv2d's: "auto", "im2col" or "winograd". It can be
     changed at any time (`layer.algorithm = "im2col"`); float32 Winograd rounds a little more
@@ -276,23 +397,35 @@ class Conv2d(Module):
         kernel_size: IntPair,
         stride: IntPair = 1,
         padding: IntPair = 0,
+        dilation: IntPair = 1,
+        groups: int = 1,
         bias: bool = True,
         algorithm: str = "auto",
     ) -> None:
         super().__init__()
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must "
+                f"both be divisible by groups ({groups})"
+            )
         self.algorithm = algorithm
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = to_pair(kernel_size, "kernel_size")
         self.stride = to_pair(stride, "stride")
         self.padding = to_pair(padding, "padding")
-        init_weight_and_bias(self, (out_channels, in_channels, *self.kernel_size), bias)
+        self.dilation = to_pair(dilation, "dilation")
+        self.groups = groups
+        weight_shape = (out_channels, in_channels // groups, *self.kernel_size)
+        init_weight_and_bias(self, weight_shape, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        name = type(self).__name__
-        return _conv2d(x, self.weight, self.bias, self.stride, self.padding, name, self.algorithm)
+        return _conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+            type(self).__name__, self.algorithm,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         text = (
@@ -301,6 +434,10 @@ class Conv2d(Module):
         )
         if self.padding != (0, 0):
             text += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
         if self.bias is None:
             text += ", bias=False"
         if self.algorithm != "auto":
