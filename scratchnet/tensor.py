@@ -520,9 +520,6 @@ class Tensor:
     # in scratchnet/ops/, which adds them to this class (see ops.TensorMethods: this file
     # cannot import the one that builds on it).
 
-    def argmax(self, axis: int | None = None) -> np.ndarray:
-        return self.data.argmax(axis=axis)
-
     # ops/comparison.py defines __eq__, which would make Python drop the inherited __hash__;
     # the autograd keys tensors by identity, so they stay hashable by identity.
     __hash__ = object.__hash__
