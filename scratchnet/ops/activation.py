@@ -5,9 +5,10 @@
     hardswish, silu, mish
 
 Their Modules (nn.ReLU, nn.Sigmoid, ...) are in scratchnet/nn/activation.py. The subgradient at
-each kink is torch's (said in each docstring), and integer inputs become float32, torch's
-default dtype. Only ReLU, which the CNN runs on every feature map, has Numba kernels; the others
-are NumPy lines (GELU's erf, which NumPy lacks, is a kernel too).
+each kink is torch's (said in each docstring). Only ReLU, which the CNN runs on every feature
+map, has Numba kernels; the others are NumPy lines (GELU's erf, which NumPy lacks, is a kernel
+too). relu and relu6 keep an integer dtype, as torch's do; the others compute integers in
+float32 (torch promotes sigmoid and tanh so, and has no integer kernel for the rest).
 """
 
 from __future__ import annotations
@@ -278,7 +279,8 @@ class LogSoftmax(Function):
             axis = None  # NumPy has no axis 0 on a 0-d array; torch accepts dim 0 and -1
         # initial=-inf: an empty dim reduces to -inf instead of raising, as torch returns empty
         shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
-        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        with np.errstate(divide="ignore"):  # log(0) of an empty dim's sum: nothing uses it
+            y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.y, ctx.axis = y, axis
         return y
 
@@ -369,7 +371,8 @@ def softmax(x: Tensor, dim: int | None = None) -> Tensor:
 
     Each slice along dim sums to 1.
     """
-    return log_softmax(x, _require_dim("softmax", dim)).exp()
+    normalize_dim("softmax", _require_dim("softmax", dim), x.shape)  # the error names softmax
+    return log_softmax(x, dim).exp()
 
 
 class TensorMethods:
