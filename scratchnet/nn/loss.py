@@ -328,8 +328,11 @@ class NegativeLogLikelihood(Function):
         return dlogp
 
 
-def _check_target(op: str, input: Tensor, target: Any, ignore_index: int = -100) -> np.ndarray:
-    """Integer class labels of shape (N,) or (N, d1, ...) for input (N, C) or (N, C, d1, ...)."""
+def _check_target(
+    op: str, input: Tensor, target: Any, ignore_index: int
+) -> tuple[np.ndarray, bool]:
+    """Integer class labels of shape (N,) or (N, d1, ...) for input (N, C) or (N, C, d1, ...),
+    and whether any of them is ignore_index."""
     target = np.asarray(target.data if isinstance(target, Tensor) else target)
     if input.ndim < 2:
         raise ValueError(
@@ -349,10 +352,18 @@ def _check_target(op: str, input: Tensor, target: Any, ignore_index: int = -100)
             f"{op}: target has shape {target.shape}, expected {expected} "
             f"for input of shape {input.shape}"
         )
-    bad = ((target < 0) | (target >= c)) & (target != ignore_index)
-    if target.size and bad.any():
-        raise ValueError(f"{op}: label {target[bad][0]} is out of range for {c} classes [0, {c})")
-    return target.astype(np.int64, copy=False)
+    ignored = False
+    if target.size and (target.min() < 0 or target.max() >= c):
+        bad = (target < 0) | (target >= c)
+        ignored = bool(bad.any())  # the labels outside [0, c) may only be ignore_index
+        bad &= target != ignore_index
+        if bad.any():
+            raise ValueError(
+                f"{op}: label {target[bad][0]} is out of range for {c} classes [0, {c})"
+            )
+    elif 0 <= ignore_index < c:
+        ignored = bool((target == ignore_index).any())
+    return target.astype(np.int64, copy=False), ignored
 
 
 def _class_weight(op: str, weight: Any, input: Tensor) -> np.ndarray | None:
@@ -382,9 +393,9 @@ def cross_entropy(
     _check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    labels = _check_target("cross_entropy", input, target, ignore_index)
+    labels, ignored = _check_target("cross_entropy", input, target, ignore_index)
     default = weight is None and reduction == "mean" and label_smoothing == 0.0
-    if default and input.ndim == 2 and not (labels == ignore_index).any():
+    if default and input.ndim == 2 and not ignored:
         return CrossEntropy.apply(input, target=labels)  # the training loop's fused fast path
     return NegativeLogLikelihood.apply(
         log_softmax(input, dim=1),
@@ -407,7 +418,7 @@ def nll_loss(
     _check_reduction("nll_loss", reduction)
     return NegativeLogLikelihood.apply(
         input,
-        target=_check_target("nll_loss", input, target, ignore_index),
+        target=_check_target("nll_loss", input, target, ignore_index)[0],
         weight=_class_weight("nll_loss", weight, input),
         ignore_index=ignore_index,
         reduction=reduction,
