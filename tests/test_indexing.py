@@ -94,3 +94,11 @@ def test_masked_fill_keeps_the_dtype():
 def test_errors_name_the_op_and_the_shapes(call, error, match):
     with pytest.raises(error, match=match):
         call(Tensor(np.ones((3, 4))))
+
+
+def test_masked_fill_takes_a_comparison_as_mask():
+    x = Tensor(np.array([[-1.0, 2.0], [3.0, -4.0]]), requires_grad=True)
+    y = x.masked_fill(x < 0, 0.0)
+    np.testing.assert_array_equal(y.data, [[0, 2], [3, 0]])
+    y.backward(np.ones((2, 2)))
+    np.testing.assert_array_equal(x.grad, [[0, 1], [1, 0]])
