@@ -1,5 +1,6 @@
-"""Convolution, pooling and batch norm against PyTorch: forward, the gradient of every input
-and, for batch norm, the running statistics it updates.
+"""Convolution (grouped and dilated too), max, average and adaptive pooling, batch norm and the
+containers against PyTorch: forward, the gradient of every input, for batch norm the running
+statistics it updates, and for the containers the state_dict keys.
 
 float64 must agree to 1e-10 and float32 to 1e-5 (relative to the largest value compared).
 """
@@ -97,6 +98,64 @@ def test_conv2d_module_matches_torch_module(parity_errors):
     assert error < TOLERANCE["float32"]
 
 
+# (description, x shape, weight shape, bias, stride, padding, dilation, groups)
+GROUPED_CONV_CASES = [
+    ("2 groups", (2, 4, 7, 6), (6, 2, 3, 3), True, 1, 1, 1, 2),
+    ("depthwise", (2, 5, 8, 8), (5, 1, 3, 3), True, 1, 1, 1, 5),
+    ("depthwise x2, stride 2, no bias", (2, 3, 9, 7), (6, 1, 3, 3), False, 2, 1, 1, 3),
+    ("dilation 2, same size", (2, 3, 9, 9), (4, 3, 3, 3), True, 1, 2, 2, 1),
+    (
+        "dilation (3, 2), (2, 1) stride",
+        (1, 2, 11, 9),
+        (3, 2, 3, 2),
+        True,
+        (2, 1),
+        (1, 0),
+        (3, 2),
+        1,
+    ),
+    ("groups 3 and dilation 2", (2, 6, 10, 8), (9, 2, 3, 3), True, 1, 2, 2, 3),
+    ("grouped 1x1", (3, 4, 5, 5), (8, 2, 1, 1), True, 1, 0, 1, 2),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("case", GROUPED_CONV_CASES, ids=lambda case: slug(case[0]))
+def test_grouped_and_dilated_conv2d_matches_torch(case, dtype, parity_errors):
+    description, x_shape, w_shape, has_bias, stride, padding, dilation, groups = case
+    rng = seeded(description)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape)]
+    if has_bias:
+        arrays.append(rng.standard_normal(w_shape[0]))
+    arrays = [a.astype(dtype) for a in arrays]
+
+    def ours(x, w, b=None):
+        return F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+    def theirs(x, w, b=None):
+        return TF.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+    errors = forward_backward(ours, theirs, arrays)
+    check(parity_errors, "conv2d, groups/dilation", dtype, errors)
+
+
+def test_grouped_conv2d_module_matches_torch_module(parity_errors):
+    """nn.Conv2d(groups, dilation) loads torch's weights (the same (out, in / groups, kh, kw)
+    shape and keys) and gives torch's output and repr."""
+    rng = seeded("grouped conv module")
+    kwargs = dict(kernel_size=3, stride=1, padding=2, dilation=2, groups=2)
+    ours = nn.Conv2d(4, 6, **kwargs)
+    theirs = torch.nn.Conv2d(4, 6, **kwargs)
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    assert repr(ours) == repr(theirs)
+    x = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(x)).numpy()
+    error = relative_error(ours(Tensor(x)).data, expected)
+    parity_errors.record("conv2d, groups/dilation", "float32", error)
+    assert error < TOLERANCE["float32"]
+
+
 # ---------------------------------------------------------------------------------------------
 # max_pool2d
 # ---------------------------------------------------------------------------------------------
@@ -143,6 +202,70 @@ def test_max_pool2d_ties_go_to_the_first_maximum_as_in_torch(kernel, stride, par
         return TF.max_pool2d(a, kernel, stride)
 
     check(parity_errors, "max_pool2d", np.float64, forward_backward(ours, theirs, [x]))
+
+
+# ---------------------------------------------------------------------------------------------
+# avg_pool2d
+# ---------------------------------------------------------------------------------------------
+
+# (description, x shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVG_POOL_CASES = [
+    ("2x2 stride 2", (2, 3, 8, 8), 2, None, 0, False, True, None),
+    ("2x2 stride 2, odd input", (2, 2, 7, 9), 2, 2, 0, False, True, None),
+    ("2x2 stride 2, odd input, ceil_mode", (2, 2, 7, 9), 2, 2, 0, True, True, None),
+    ("3x3 stride 2 pad 1, padding counted", (2, 2, 8, 7), 3, 2, 1, False, True, None),
+    ("3x3 stride 2 pad 1, padding not counted", (2, 2, 8, 7), 3, 2, 1, False, False, None),
+    ("3x3 stride 2 pad 1, ceil_mode", (1, 2, 6, 6), 3, 2, 1, True, True, None),
+    (
+        "3x3 stride 2 pad 1, ceil_mode, padding not counted",
+        (1, 2, 6, 6),
+        3,
+        2,
+        1,
+        True,
+        False,
+        None,
+    ),
+    ("ceil_mode drops a window in the right padding", (2, 1, 5, 5), 2, 2, 1, True, True, None),
+    (
+        "(2, 3) kernel, (1, 2) stride, (1, 1) pad",
+        (2, 2, 6, 9),
+        (2, 3),
+        (1, 2),
+        1,
+        True,
+        False,
+        None,
+    ),
+    ("3x3 stride 1, overlapping", (1, 2, 6, 7), 3, 1, 0, False, True, None),
+    ("divisor_override", (1, 2, 7, 6), 3, 2, 1, True, True, 4),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("case", AVG_POOL_CASES, ids=lambda case: slug(case[0]))
+def test_avg_pool2d_matches_torch(case, dtype, parity_errors):
+    description, x_shape, kernel, stride, padding, *options = case
+    x = seeded(description).standard_normal(x_shape).astype(dtype)
+
+    def ours(a):
+        return F.avg_pool2d(a, kernel, stride, padding, *options)
+
+    def theirs(a):
+        return TF.avg_pool2d(a, kernel, stride, padding, *options)
+
+    check(parity_errors, "avg_pool2d", dtype, forward_backward(ours, theirs, [x]))
+
+
+def test_avg_pool2d_module_matches_torch_module(parity_errors):
+    rng = seeded("avg pool module")
+    ours = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+    theirs = torch.nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+    assert repr(ours) == repr(theirs)
+    x = rng.standard_normal((2, 3, 8, 7)).astype(np.float32)
+    error = relative_error(ours(Tensor(x)).data, theirs(torch.from_numpy(x)).numpy())
+    parity_errors.record("avg_pool2d", "float32", error)
+    assert error < TOLERANCE["float32"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,3 +381,37 @@ def test_batchnorm2d_module_over_several_batches(momentum, dtype, parity_errors)
         else:
             errors[key] = relative_error(value, state[key].numpy())
     check(parity_errors, "batch_norm", dtype, errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# containers
+# ---------------------------------------------------------------------------------------------
+
+
+def test_containers_give_torchs_state_dict_keys_and_outputs():
+    """The same tree of ModuleList, ModuleDict and Sequential in both frameworks: the same
+    keys, so torch's weights load by key, and then the same output."""
+
+    def build(nn_: Any) -> Any:
+        class Net(nn_.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.blocks = nn_.ModuleList([nn_.Linear(4, 5), nn_.Identity(7)])
+                self.blocks.insert(0, nn_.Linear(4, 4))
+                self.heads = nn_.ModuleDict({"a": nn_.Linear(5, 2)})
+                self.heads.update({"b": nn_.Sequential(nn_.ReLU(), nn_.Linear(5, 3))})
+
+            def forward(self, x: Any) -> Any:
+                for block in self.blocks:
+                    x = block(x)
+                return self.heads["a"](x).sum() + self.heads["b"](x).sum()
+
+        return Net()
+
+    ours, theirs = build(nn), build(torch.nn)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    x = seeded("containers").standard_normal((3, 4))
+    expected = theirs.double()(torch.from_numpy(x)).item()
+    error = relative_error(np.asarray(ours.double()(Tensor(x)).data), np.asarray(expected))
+    assert error < TOLERANCE["float64"]
