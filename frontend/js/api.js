@@ -40,6 +40,19 @@ export function predictDigit(base, { image, model, preview, signal }) {
   });
 }
 
+/**
+ * What the model computes for a PNG data URL: its answer plus the input, saliency, activations
+ * and weights (POST /explain/base64). `classes` is "predicted" or "all"; arrays come as base64.
+ */
+export function explainDigit(base, { image, model, classes, signal }) {
+  return fetchJSON(base, "/explain/base64", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ image, model_type: model, top_k: 3, classes, encoding: "base64" }),
+    signal,
+  });
+}
+
 /** The server's list of models, or null when its answer holds none. */
 export async function getModels(base) {
   const body = await fetchJSON(base, "/models");

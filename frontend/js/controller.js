@@ -3,8 +3,16 @@
  * Each action changes the state through store.js and then renders it with view.js.
  */
 
-import { ApiError, describeError, getHealth, getModels, predictDigit } from "./api.js";
+import {
+  ApiError,
+  describeError,
+  explainDigit,
+  getHealth,
+  getModels,
+  predictDigit,
+} from "./api.js";
 import { clear, exportPNG, undo } from "./canvas.js";
+import { parseExplanation } from "./explanation.js";
 import { STORAGE_KEYS, save } from "./storage.js";
 import {
   MODELS,
@@ -14,10 +22,15 @@ import {
   hasInk,
   isModel,
   recordError,
+  recordExplainError,
+  recordExplanation,
   recordResult,
   setApiBase,
   setAvailable,
   setConnection,
+  setEnlarged,
+  setExplainClass,
+  setExplaining,
   setScheduled,
   setSelected,
   startRequests,
@@ -40,6 +53,7 @@ const DEBOUNCE_MS = 250;
 
 let liveTimer = null;
 let requests = null; // the AbortController of the predictions on their way
+let explaining = null; // the AbortController of the explanation on its way
 let healthCheck = null; // the health check running, if any
 let pollTimer = null;
 let pollMs = 5000;
@@ -53,10 +67,17 @@ function cancelLive() {
   setScheduled(false);
 }
 
+function abortExplanation() {
+  if (explaining) explaining.abort();
+  explaining = null;
+  setExplaining(false);
+}
+
 function abortRequests() {
   if (requests) requests.abort();
   requests = null;
   stopRequests();
+  abortExplanation();
 }
 
 /** The drawing changed: answers are stale; schedule a live prediction when asked. */
@@ -124,7 +145,37 @@ async function askModel(model, { image, version, controller }) {
   }
 }
 
-/** Ask every loaded model about the current drawing; the selected one first. */
+/** Saliency for all ten classes once the person has picked one, else for the predicted. */
+function classesToExplain() {
+  return state.explainClass === null ? "predicted" : "all";
+}
+
+/** Ask the selected model what it computes for the drawing (its own request, one at a time). */
+async function explain(image, version) {
+  abortExplanation();
+  const controller = new AbortController();
+  explaining = controller;
+  const { signal } = controller;
+  const model = state.selected;
+  setExplaining(true);
+  try {
+    const classes = classesToExplain();
+    const body = await explainDigit(state.apiBase, { image, model, classes, signal });
+    if (signal.aborted) return;
+    recordExplanation(model, parseExplanation(body), version);
+  } catch (error) {
+    if (signal.aborted || error.name === "AbortError") return;
+    recordExplainError(describeError(error, state.apiBase), version);
+  } finally {
+    if (explaining === controller) {
+      explaining = null;
+      setExplaining(false);
+      render();
+    }
+  }
+}
+
+/** Ask every loaded model about the current drawing, the selected one first; and explain it. */
 export async function predict() {
   cancelLive();
   if (!hasInk()) return;
@@ -137,11 +188,33 @@ export async function predict() {
   startRequests(models.length);
   render();
 
-  await Promise.all(models.map((model) => askModel(model, { image, version, controller })));
+  await Promise.all([
+    ...models.map((model) => askModel(model, { image, version, controller })),
+    explain(image, version),
+  ]);
   if (requests === controller) {
     requests = null;
     render();
   }
+}
+
+/** Show the maps for `digit` (null: the predicted one); ask for all ten if this one is missing. */
+export function pickClass(digit) {
+  setExplainClass(digit);
+  const entry = forCurrentDrawing(state.explanation);
+  const current = entry && entry.model === state.selected ? entry.data : null;
+  const missing = digit !== null && current && !current.saliency.has(digit);
+  // explain() marks its request as on its way before its first await, so render() shows it.
+  if (missing) explain(exportPNG(), state.version);
+  render();
+}
+
+/** Show one feature map large, or none; the same map again closes it. */
+export function toggleEnlarged(layer, channel) {
+  const shown = state.enlarged;
+  const same = shown && shown.layer === layer && shown.channel === channel;
+  setEnlarged(same || layer === null ? null : { layer, channel });
+  render();
 }
 
 // ---------------------------------------------------------------- models

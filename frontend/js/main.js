@@ -15,11 +15,21 @@ import {
   clearDrawing,
   drawingChanged,
   liveToggled,
+  pickClass,
   predict,
   selectModel,
   startHealthChecks,
+  toggleEnlarged,
   undoStroke,
 } from "./controller.js";
+import {
+  buildClassPicker,
+  enlargedButton,
+  explainEl,
+  moveMapFocus,
+  repaintExplain,
+} from "./explainview.js";
+import { refreshColors } from "./heatmap.js";
 import { clampInt, normalizeBase } from "./format.js";
 import { STORAGE_KEYS, load, save } from "./storage.js";
 import { hasInk, isModel, setApiBase } from "./store.js";
@@ -70,6 +80,30 @@ function initControls() {
   }
 }
 
+function initExplain() {
+  buildClassPicker();
+  explainEl.picker.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (button) pickClass(button.dataset.class === "" ? null : Number(button.dataset.class));
+  });
+  explainEl.layers.addEventListener("click", (event) => {
+    const button = event.target.closest(".fmap");
+    if (button) toggleEnlarged(button.dataset.layer, Number(button.dataset.channel));
+  });
+  explainEl.layers.addEventListener("keydown", moveMapFocus);
+  explainEl.zoomClose.addEventListener("click", () => {
+    const button = enlargedButton();
+    toggleEnlarged(null, null);
+    if (button) button.focus(); // back where the person was
+  });
+  // The maps are painted in the theme's colours: paint them again when it changes.
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    refreshColors();
+    repaintExplain();
+    render();
+  });
+}
+
 /** A text field keeps its own undo and Escape. */
 function isTyping(target) {
   return target && target.tagName === "INPUT" && /^(text|url|search)$/.test(target.type);
@@ -97,6 +131,7 @@ function init() {
   initBrush();
   attachCanvas(el.canvas, { brushSize: () => Number(el.brush.value), onChange: drawingChanged });
   initControls();
+  initExplain();
   document.addEventListener("keydown", onKeyDown);
   initSettings();
 

@@ -23,6 +23,11 @@ export const state = {
   errors: {}, // model -> { kind, text, version }
   preview: null, // { src, version }: the 28x28 image the selected model saw
   pending: 0, // prediction requests on their way
+  explanation: null, // { model, data, version }: data as explanation.parseExplanation gives it
+  explainError: null, // { kind, text, version }
+  explaining: false, // an /explain request is on its way
+  explainClass: null, // the class whose maps the person picked; null follows the prediction
+  enlarged: null, // { layer, channel }: the feature map shown large
   scheduled: false, // a live prediction waits for the pointer to pause
   online: null, // null while the first health check runs
   apiBase: "",
@@ -102,6 +107,34 @@ export function forgetResults() {
   state.results = {};
   state.errors = {};
   state.preview = null;
+  state.explanation = null;
+  state.explainError = null;
+}
+
+// ---------------------------------------------------------------- the explanation
+
+export function setExplaining(explaining) {
+  state.explaining = explaining;
+}
+
+export function recordExplanation(model, data, version) {
+  state.explanation = { model, data, version };
+  state.explainError = null;
+}
+
+/** `described` is { kind, text }, as api.describeError gives it. */
+export function recordExplainError(described, version) {
+  state.explainError = { ...described, version };
+}
+
+/** A digit 0-9, or null to follow the predicted class. */
+export function setExplainClass(digit) {
+  state.explainClass = digit;
+}
+
+/** { layer, channel }, or null to show no map large. */
+export function setEnlarged(map) {
+  state.enlarged = map;
 }
 
 // ---------------------------------------------------------------- models and the server

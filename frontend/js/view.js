@@ -10,6 +10,7 @@ import {
   sentence,
 } from "./format.js";
 import { MODEL_LABELS, MODELS, forCurrentDrawing, hasInk, state } from "./store.js";
+import { renderExplain } from "./explainview.js";
 
 const NO_VALUE = "–";
 
@@ -256,6 +257,7 @@ export function render() {
   el.result.dataset.status = resultStatus(fresh, error);
   renderMessages(model);
   announce(result, model);
+  renderExplain();
 }
 
 // ---------------------------------------------------------------- models
