@@ -16,7 +16,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "scratchnet"
 # The command lines that stand at the library's door and hand over to the application.
-ENTRY_POINTS = {"scratchnet.train", "scratchnet.predict", "scratchnet.export"}
+ENTRY_POINTS = {
+    "scratchnet.train",
+    "scratchnet.predict",
+    "scratchnet.export",
+    "scratchnet.robustness",
+}
 
 
 def modules(root: Path) -> dict[str, Path]:
