@@ -289,6 +289,32 @@ class LogSoftmax(Function):
         return dy - np.exp(ctx.y) * dy.sum(axis=ctx.axis, keepdims=True)
 
 
+class Softmax(Function):
+    """y = exp(x - max) / sum(exp(x - max), dim)   (shifted by the max so that exp never overflows)
+
+    Backward: dx = y * (dy - sum(dy * y, dim)), the Jacobian diag(y) - y y^T applied to dy in
+    one pass (exp(log_softmax) would lose about 1e-9 to cancellation on large logits).
+    Shapes: any (0-d included, where y = 1); the softmax runs along dim, y has x's shape.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, dim: int) -> np.ndarray:
+        x = float_data(x)
+        axis = normalize_dim("softmax", dim, x.shape)
+        if x.ndim == 0:
+            axis = None  # as in LogSoftmax
+        e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
+        with np.errstate(invalid="ignore"):  # 0 / 0 of an empty dim's sum: nothing uses it
+            y = e / e.sum(axis=axis, keepdims=True)
+        ctx.y, ctx.axis = y, axis
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
+        y = ctx.y
+        return y * (dy - (dy * y).sum(axis=ctx.axis, keepdims=True))
+
+
 # ---------------------------------------------------------------------------------------------
 # The functional forms, as torch.nn.functional (and torch.sigmoid, torch.tanh, ...)
 # ---------------------------------------------------------------------------------------------
@@ -367,12 +393,8 @@ def log_softmax(x: Tensor, dim: int | None = None) -> Tensor:
 
 
 def softmax(x: Tensor, dim: int | None = None) -> Tensor:
-    """softmax(x) = exp(log_softmax(x)) along dim, differentiable through both, as torch.softmax.
-
-    Each slice along dim sums to 1.
-    """
-    normalize_dim("softmax", _require_dim("softmax", dim), x.shape)  # the error names softmax
-    return log_softmax(x, dim).exp()
+    """exp(x) / sum(exp(x)) along dim, computed stably, as torch.softmax: each slice sums to 1."""
+    return Softmax.apply(x, dim=_require_dim("softmax", dim))
 
 
 class TensorMethods:

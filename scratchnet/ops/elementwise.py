@@ -158,7 +158,8 @@ class Log(Function):
 
     @staticmethod
     def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
-        return dy / ctx.x
+        with np.errstate(divide="ignore", invalid="ignore"):  # inf at 0, as torch
+            return dy / ctx.x
 
 
 class PowScalar(Function):
