@@ -153,11 +153,21 @@ def _saved_versions(ctx: Context, tensors: tuple[Tensor, ...]) -> tuple[Any, ...
             saved.append(value)
         elif isinstance(value, tuple | list):
             saved.extend(v for v in value if isinstance(v, np.ndarray))
-    return tuple(
-        (t._version_counter, t._version_counter.value, t.shape)
-        for t in tensors
-        if any(np.may_share_memory(array, t.data) for array in saved)
-    )
+    if not saved:
+        return ()
+    versions = []
+    for t in tensors:
+        data = t.data
+        for array in saved:
+            # Two arrays that both own their memory share it only if they are one array: the
+            # cheap test first, and np.may_share_memory only when a view is involved.
+            if array is data or (
+                (array.base is not None or data.base is not None)
+                and np.may_share_memory(array, data)
+            ):
+                versions.append((t._version_counter, t._version_counter.value, tuple(data.shape)))
+                break
+    return tuple(versions)
 
 
 def _check_saved_versions(ctx: Context) -> None:
@@ -213,13 +223,14 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class Size(tuple):
-    """The shape of a Tensor, as torch.Size: a tuple of ints that also knows its numel()."""
+    """The shape of a Tensor, as torch.Size: a tuple of ints that also knows its numel().
+
+    It prints as a plain tuple, (2, 3), so that error messages read the same for arrays and
+    Tensors.
+    """
 
     def numel(self) -> int:
         return math.prod(self)
-
-    def __repr__(self) -> str:
-        return f"scratchnet.Size({list(self)})"
 
 
 class Tensor:
