@@ -288,6 +288,14 @@ def test_where_sends_the_gradient_to_the_chosen_side():
     assert sn_ops.where(Tensor(condition), 1.0, 0.0).dtype == np.float32
 
 
+def test_where_takes_a_comparison_as_its_condition():
+    x = Tensor(np.array([-1.0, 2.0, -3.0]), requires_grad=True)
+    y = sn_ops.where(x > 0, x, x * 0.1)
+    y.backward(np.ones(3))
+    np.testing.assert_allclose(y.data, [-0.1, 2.0, -0.3])
+    np.testing.assert_allclose(x.grad, [0.1, 1.0, 0.1])
+
+
 @pytest.mark.parametrize(
     "fn",
     [
