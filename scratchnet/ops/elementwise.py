@@ -180,14 +180,14 @@ class PowScalar(Function):
                 f"{x.dtype} to the power {exponent})"
             )
         ctx.x, ctx.exponent = x, exponent
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf, nan: as torch
             return x**exponent
 
     @staticmethod
     def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
         if ctx.exponent == 0:
             return np.zeros_like(dy)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return dy * ctx.exponent * ctx.x ** (ctx.exponent - 1)
 
 
@@ -212,7 +212,7 @@ class RPowScalar(Function):
     def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
         base = ctx.base
         log_base = math.log(base) if base > 0 else (-math.inf if base == 0 else math.nan)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             dx = dy * (ctx.y * log_base)
         if base == 0:
             dx = np.where(ctx.x >= 0, 0, dx)
@@ -240,7 +240,7 @@ class Pow(Function):
     def backward(ctx: Context, dy: np.ndarray) -> tuple[Any, Any]:
         a, b = ctx.a, ctx.b
         da = db = None
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if ctx.needs_input_grad[0]:
                 da = unbroadcast(np.where(b == 0, 0, dy * b * a ** (b - 1)), a.shape)
             if ctx.needs_input_grad[1]:
