@@ -11,7 +11,7 @@ ifneq ($(wildcard $(MNIST_SHARED)/train-images-idx3-ubyte.gz),)
 export SCRATCHNET_MNIST_MIRRORS ?= file://$(MNIST_SHARED)
 endif
 
-.PHONY: install test test-all lint format train data run bench clean browser node-tools lint-frontend
+.PHONY: install test test-all lint format train data run bench clean browser graphviz node-tools lint-frontend
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || \
 	  { (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 	    echo "chromium could not be installed: browser tests will be skipped"; }
+
+# Debian's graphviz: its `dot` draws scratchnet.viz's graphs (docs/make_graphs.py, test_viz).
+graphviz:
+	@command -v dot >/dev/null 2>&1 || \
+	  { (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || \
+	    echo "graphviz could not be installed: the SVG rendering test will be skipped"; }
 
 # The drawing page's linters (eslint, stylelint, prettier), pinned in package-lock.json. Only the
 # linting needs Node.js and npm: the page itself runs as it is, with no build step.
@@ -43,12 +49,12 @@ node-tools:
 lint-frontend: node-tools
 	npm run --silent lint
 
-test: $(STAMP) browser
+test: $(STAMP) browser graphviz
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory lint-frontend; \
 	  else echo "npm not found: skipping the drawing page's lint (eslint, stylelint, prettier)"; fi
 	$(PY) -m pytest
 
-test-all: $(STAMP) browser
+test-all: $(STAMP) browser graphviz
 	$(PY) -m pytest -m ''
 
 lint: $(STAMP)

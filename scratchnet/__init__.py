@@ -10,7 +10,7 @@ from scratchnet.runtime import startup
 
 startup.apply()  # before anything else: every import-time effect, listed in runtime/startup.py
 
-from scratchnet import autograd, nn, ops, optim  # noqa: E402
+from scratchnet import autograd, nn, ops, optim, viz  # noqa: E402
 from scratchnet.creation import (  # noqa: E402
     arange,
     empty,
@@ -111,6 +111,7 @@ __all__ = [
     "transpose",
     "uint8",
     "unsqueeze",
+    "viz",
     "zeros",
     "zeros_like",
 ]
