@@ -2,6 +2,7 @@
 
     python -m scratchnet.predict digit.png [more.jpg ...] [--model cnn|linear]
         [--checkpoint PATH] [--top-k K] [--visualize [PATH]] [--output-dir DIR] [--json]
+        [--explain PATH]
 
 Each picture goes through `scratchnet.mnist.imageprep` (cut out, scaled and centred as MNIST digits
 were), then through the bundled model, or the model of a checkpoint. For each one the CLI
@@ -20,6 +21,7 @@ import argparse
 import errno
 import importlib.util
 import json
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from scratchnet.checkpoint import CheckpointError, open_regular_file
-from scratchnet.mnist import imageprep, inference
+from scratchnet.mnist import explain, imageprep, inference
 from scratchnet.nn import Module
 
 BAR_WIDTH = 30  # characters for a probability of 1
@@ -119,6 +121,15 @@ def save_visualization(path: Path, result: ImageResult) -> None:
     ax_image.set_xticks([])
     ax_image.set_yticks([])
 
+    _probability_bars(ax_bars, prediction)
+
+    fig.suptitle(Path(result.image).name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100, metadata={"Software": PLOT_SOFTWARE})
+
+
+def _probability_bars(ax_bars: Any, prediction: inference.Prediction) -> None:
+    """The ten probabilities as bars, the predicted digit's in blue."""
     colors = ["tab:gray"] * 10
     colors[prediction.digit] = "tab:blue"
     bars = ax_bars.bar(range(10), prediction.probabilities, color=colors)
@@ -130,7 +141,44 @@ def save_visualization(path: Path, result: ImageResult) -> None:
     ax_bars.set_ylabel("probability")
     ax_bars.set_title(f"prediction: {prediction.digit} ({prediction.confidence:.1%})")
 
-    fig.suptitle(Path(result.image).name)
+
+def save_explanation(path: Path, image: str, explained: explain.Explanation) -> None:
+    """One PNG: the input, the predicted class's saliency, every feature map, the probabilities.
+
+    The saliency is drawn on a scale symmetric around 0: red pixels would raise the predicted
+    class's score if they were darker (more ink), blue ones would lower it.
+    """
+    from matplotlib.figure import Figure
+
+    stages = [(name, maps) for name, maps in explained.activations if maps.ndim == 3]
+    fig = Figure(figsize=(11, 3.2 + 2.4 * len(stages)), layout="constrained")
+    heights = [1.3] + [1] * len(stages)
+    top, *rows = fig.subfigures(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0]
+    ax_input, ax_saliency, ax_bars = top.subplots(1, 3, width_ratios=[1, 1, 1.7])
+
+    digit = explained.prediction.digit
+    ax_input.imshow(explained.input, cmap="gray", interpolation="nearest")
+    ax_input.set_title("model input (normalised)")
+    saliency = explained.saliency[digit]
+    limit = float(np.abs(saliency).max()) or 1.0
+    shown = ax_saliency.imshow(saliency, cmap="bwr", vmin=-limit, vmax=limit)
+    ax_saliency.set_title(f"saliency: d logit[{digit}] / d input")
+    top.colorbar(shown, ax=ax_saliency, shrink=0.8)
+    for ax in (ax_input, ax_saliency):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _probability_bars(ax_bars, explained.prediction)
+
+    for row, (name, maps) in zip(rows, stages):
+        # At most 32 maps per layer, so that each stays big enough to read.
+        shown_maps = maps[:32]
+        axes = row.subplots(2, (len(shown_maps) + 1) // 2, squeeze=False).ravel()
+        for ax, feature in zip(axes, shown_maps):
+            ax.imshow(feature, cmap="viridis", interpolation="nearest")
+            ax.set_axis_off()
+        row.suptitle(f"{name}: {len(shown_maps)} of {maps.shape[0]} feature maps", fontsize=9)
+
+    fig.suptitle(Path(image).name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=100, metadata={"Software": PLOT_SOFTWARE})
 
@@ -216,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output-dir", metavar="DIR", help="folder for the --visualize PNGs (default: beside)"
     )
+    parser.add_argument(
+        "--explain",
+        metavar="PATH",
+        help="save one PNG of what the model computed for the image (one image): its input, "
+        "the saliency of the predicted digit, every feature map and the probabilities",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
@@ -230,6 +284,18 @@ def _read_error(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
     return f"cannot read the file: {exc.strerror or exc}"
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a figure cannot be saved at path (checked before the model runs), or None."""
+    if path.exists() and not is_our_plot(path):
+        return f"will not save over {path}: that file was not made by this command"
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+        return f"cannot write {path}"
+    return None
 
 
 def prepare(image: str) -> ImageResult:
@@ -262,9 +328,17 @@ def main(argv: list[str] | None = None) -> int:
     if explicit is not None and len(args.images) > 1:
         parser.error("--visualize PATH takes one image; for several, use --output-dir DIR")
 
-    if args.visualize is not None and importlib.util.find_spec("matplotlib") is None:
-        print("error: --visualize needs matplotlib: pip install matplotlib", file=sys.stderr)
-        return 2
+    if args.explain is not None and len(args.images) > 1:
+        parser.error("--explain PATH takes one image")
+    for option, value in (("--visualize", args.visualize), ("--explain", args.explain)):
+        if value is not None and importlib.util.find_spec("matplotlib") is None:
+            print(f"error: {option} needs matplotlib: pip install matplotlib", file=sys.stderr)
+            return 2
+    if args.explain is not None:
+        problem = _unwritable(Path(args.explain))
+        if problem is not None:
+            print(f"error: --explain: {problem}", file=sys.stderr)
+            return 2
 
     try:
         model, _, description = load_classifier(args.model, args.checkpoint)
@@ -299,6 +373,17 @@ def main(argv: list[str] | None = None) -> int:
                 result.visualization = path
             except OSError as exc:
                 result.plot_error = f"cannot save the plot to {path}: {exc.strerror or exc}"
+
+    if args.explain is not None and ready:
+        explained = explain.explain(model, ready[0].input28)
+        try:
+            save_explanation(Path(args.explain), ready[0].image, explained)
+        except OSError as exc:
+            print(
+                f"error: --explain: cannot save {args.explain}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 2
 
     for result in results:
         for problem in (result.error, result.plot_error):
