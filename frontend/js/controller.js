@@ -188,10 +188,12 @@ export async function predict() {
   startRequests(models.length);
   render();
 
-  await Promise.all([
-    ...models.map((model) => askModel(model, { image, version, controller })),
-    explain(image, version),
-  ]);
+  const asked = models.map((model) => askModel(model, { image, version, controller }));
+  // Mid-stroke (the pointer paused), the predictions go alone: an explanation costs the server
+  // a backward pass and the page a few hundred canvases, which would stall the stroke. The
+  // prediction when the pointer lifts brings it.
+  if (state.pointerId === null) asked.push(explain(image, version));
+  await Promise.all(asked);
   if (requests === controller) {
     requests = null;
     render();

@@ -345,7 +345,8 @@ function showViews(data) {
 export function renderExplain() {
   const data = renderCard();
   showViews(data);
-  if (!data) return;
+  // Painting waits for the pointer to lift: it would stall the stroke being drawn.
+  if (!data || state.pointerId !== null) return;
   const digit = shownDigit(data);
   const same = painted.data === data && painted.digit === digit;
   if (same && painted.enlarged === state.enlarged) return;
