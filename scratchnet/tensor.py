@@ -127,7 +127,10 @@ class Function:
         if cls.returns_view and np.may_share_memory(y, parents[0].data):
             out._version_counter = parents[0]._version_counter
         if requires_grad:
-            ctx.saved_versions = _saved_versions(ctx, (*parents, out))
+            # The versions now, for backward to tell whether forward's saved inputs changed.
+            ctx.input_counters = tuple(p._version_counter for p in parents)
+            ctx.input_versions = tuple(c.value for c in ctx.input_counters)
+            ctx.output_version = (out._version_counter, out._version_counter.value, y)
             out._ctx = ctx
         return out
 
@@ -141,43 +144,32 @@ class _VersionCounter:
         self.value = 0
 
 
-def _saved_versions(ctx: Context, tensors: tuple[Tensor, ...]) -> tuple[Any, ...]:
-    """(counter, version, shape) of each tensor whose memory forward kept on ctx.
-
-    backward() compares them with the counters' values then: a tensor written in place after
-    forward kept it would otherwise give a wrong gradient without a word.
-    """
-    saved = []
-    for value in vars(ctx).values():
-        if isinstance(value, np.ndarray):
-            saved.append(value)
-        elif isinstance(value, tuple | list):
-            saved.extend(v for v in value if isinstance(v, np.ndarray))
-    if not saved:
-        return ()
-    versions = []
-    for t in tensors:
-        data = t.data
-        for array in saved:
-            # Two arrays that both own their memory share it only if they are one array: the
-            # cheap test first, and np.may_share_memory only when a view is involved.
-            if array is data or (
-                (array.base is not None or data.base is not None)
-                and np.may_share_memory(array, data)
-            ):
-                versions.append((t._version_counter, t._version_counter.value, tuple(data.shape)))
-                break
-    return tuple(versions)
-
-
 def _check_saved_versions(ctx: Context) -> None:
-    for counter, version, shape in ctx.saved_versions:
-        if counter.value != version:
+    """Raise if a tensor that forward kept on ctx was written in place since.
+
+    Function.apply notes the version of every input and of the output, which costs next to
+    nothing; only when one of them has changed does this look at whether forward kept that
+    tensor's memory (as a named attribute, as the house does: ctx.x, ctx.y). A tensor it did
+    not keep (Add keeps neither input) may change freely, as in torch.
+    """
+    counter, version, y = ctx.output_version
+    changed = [
+        (p.data, c.value, v)
+        for p, c, v in zip(ctx.parents, ctx.input_counters, ctx.input_versions)
+        if c.value != v
+    ]
+    if counter.value != version:
+        changed.append((y, counter.value, version))
+    if not changed:
+        return
+    saved = [value for value in vars(ctx).values() if isinstance(value, np.ndarray)]
+    for data, now, then in changed:
+        if any(array is data or np.may_share_memory(array, data) for array in saved):
             raise RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by "
-                f"an inplace operation: {ctx.fn.__name__} kept a tensor of shape {shape} at "
-                f"version {version}, and it is now at version {counter.value}. Clone it "
-                f"before writing into it, or write into it after backward()"
+                f"an inplace operation: {ctx.fn.__name__} kept a tensor of shape {data.shape} "
+                f"at version {then}, and it is now at version {now}. Clone it before writing "
+                f"into it, or write into it after backward()"
             )
 
 
