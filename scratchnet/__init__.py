@@ -41,6 +41,11 @@ from scratchnet.ops.shape import (  # noqa: E402
     transpose,
     unsqueeze,
 )
+from scratchnet.runtime.mode import (  # noqa: E402
+    reference_mode,
+    reference_mode_enabled,
+    set_reference_mode,
+)
 from scratchnet.tensor import (  # noqa: E402
     Function,
     Size,
@@ -104,7 +109,10 @@ __all__ = [
     "randint_like",
     "randn",
     "randn_like",
+    "reference_mode",
+    "reference_mode_enabled",
     "reshape",
+    "set_reference_mode",
     "squeeze",
     "t",
     "tensor",

@@ -9,7 +9,9 @@
 Each kernel is a plain Python loop compiled by Numba (`njit(nogil=True, cache=True)`), and sits
 beside a vectorised NumPy twin with the same signature that the tests use as the oracle. What
 the numbers mean, the gradient algebra, stays in the layer files. Set NUMBA_DISABLE_JIT=1 to
-run the loops as ordinary Python and step through them.
+run the loops as ordinary Python and step through them, or turn on reading mode
+(scratchnet.set_reference_mode, scratchnet/runtime/mode.py): every wrapper then calls its NumPy
+twin, on one chunk.
 
 The kernels are serial. Their wrappers cut the work into one chunk per thread (a range of
 samples, channels or elements) and run the chunks on scratchnet's threads

@@ -21,6 +21,7 @@ import math
 import numpy as np
 from numba import njit
 
+from scratchnet.runtime.mode import reference_mode
 from scratchnet.runtime.threads import parallel_for
 
 
@@ -54,7 +55,8 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, order="C")
     y = np.empty_like(x)
     xf, yf = x.reshape(-1), y.reshape(-1)
-    parallel_for(lambda lo, hi: relu_forward_into(xf[lo:hi], yf[lo:hi]), x.size, x.size)
+    into = relu_forward_into_reference if reference_mode() else relu_forward_into
+    parallel_for(lambda lo, hi: into(xf[lo:hi], yf[lo:hi]), x.size, x.size)
     return y
 
 
@@ -64,8 +66,10 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     dx = np.empty_like(y)
     dyf, yf, dxf = dy.reshape(-1), y.reshape(-1), dx.reshape(-1)
 
+    into = relu_backward_into_reference if reference_mode() else relu_backward_into
+
     def chunk(lo: int, hi: int) -> None:
-        relu_backward_into(dyf[lo:hi], yf[lo:hi], dxf[lo:hi])
+        into(dyf[lo:hi], yf[lo:hi], dxf[lo:hi])
 
     parallel_for(chunk, y.size, y.size)
     return dx
@@ -88,5 +92,6 @@ def erf(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, order="C")
     y = np.empty_like(x)
     xf, yf = x.reshape(-1), y.reshape(-1)
-    parallel_for(lambda lo, hi: erf_into(xf[lo:hi], yf[lo:hi]), x.size, x.size)
+    into = erf_into_reference if reference_mode() else erf_into
+    parallel_for(lambda lo, hi: into(xf[lo:hi], yf[lo:hi]), x.size, x.size)
     return y

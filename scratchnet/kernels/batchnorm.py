@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from scratchnet.runtime.mode import reference_mode
 from scratchnet.runtime.threads import parallel_for
 
 # ---------------------------------------------------------------------------------------------
@@ -65,6 +66,8 @@ def channel_mean_var_into(x, c_lo, c_hi, mean, var):
 
 def channel_mean_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and biased variance of x (N, C, L), as float64 arrays of shape (C,)."""
+    if reference_mode():
+        return channel_mean_var_reference(x)
     C = x.shape[1]
     mean = np.empty(C)
     var = np.empty(C)
@@ -107,6 +110,8 @@ def channel_grad_sums(
     dy: np.ndarray, x: np.ndarray, mean: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel sum(dy) and sum(dy * (x - mean)) of (N, C, L) arrays, as float64."""
+    if reference_mode():
+        return channel_grad_sums_reference(dy, x, mean)
     C = x.shape[1]
     sum_dy = np.empty(C)
     sum_dy_xmu = np.empty(C)
@@ -150,6 +155,8 @@ def normalize_into(x, mean, scale, shift, y):
 
 def normalize(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """y = (x - mean[c]) * scale[c] + shift[c] for x (N, C, L); y has x's dtype."""
+    if reference_mode():
+        return normalize_reference(x, mean, scale, shift)
     y = np.empty(x.shape, dtype=x.dtype)
     x, mean, scale, shift = np.ascontiguousarray(x), _f64(mean), _f64(scale), _f64(shift)
 
@@ -200,6 +207,8 @@ def normalize_backward(
     mean_dy_xhat: np.ndarray,
 ) -> np.ndarray:
     """dx = scale * (dy - mean_dy - xhat * mean_dy_xhat), xhat = (x - mean) * inv_std."""
+    if reference_mode():
+        return normalize_backward_reference(dy, x, mean, inv_std, scale, mean_dy, mean_dy_xhat)
     dx = np.empty(x.shape, dtype=dy.dtype)
     dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
     per_channel = [_f64(v) for v in (mean, inv_std, scale, mean_dy, mean_dy_xhat)]

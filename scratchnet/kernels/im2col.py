@@ -36,6 +36,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from scratchnet.runtime.mode import reference_mode
+
 
 def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
     """Number of window positions along one axis:
@@ -119,6 +121,8 @@ def im2col(
 ) -> np.ndarray:
     """cols[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 in
     padding)."""
+    if reference_mode():
+        return im2col_reference(x, KH, KW, sh, sw, ph, pw, dh, dw)
     N, C, H, W = x.shape
     OH = output_size(H, KH, sh, ph, dh)
     OW = output_size(W, KW, sw, pw, dw)
@@ -211,6 +215,8 @@ def col2im(
     dw: int = 1,
 ) -> np.ndarray:
     """dx[n, c, ih, iw] = sum of the cols entries that im2col copied from x[n, c, ih, iw]."""
+    if reference_mode():
+        return col2im_reference(cols, N, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw)
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
     col2im_into(np.ascontiguousarray(cols), KH, KW, sh, sw, ph, pw, dh, dw, dx)
     return dx

@@ -26,6 +26,7 @@ from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
 from scratchnet.kernels.im2col import output_size
+from scratchnet.runtime.mode import reference_mode
 from scratchnet.runtime.threads import parallel_for
 
 
@@ -107,6 +108,8 @@ def max_pool2d_forward(
     x: np.ndarray, KH: int, KW: int, sh: int, sw: int, ph: int, pw: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """y = the maximum of each window, argmax = ih * W + iw of its first maximum."""
+    if reference_mode():
+        return max_pool2d_forward_reference(x, KH, KW, sh, sw, ph, pw)
     N, C, H, W = x.shape
     OH = output_size(H, KH, sh, ph)
     OW = output_size(W, KW, sw, pw)
@@ -167,6 +170,8 @@ def max_pool2d_backward_into(dy, argmax, dx):
 
 def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: tuple) -> np.ndarray:
     """dx[n, c, argmax[n, c, oh, ow]] += dy[n, c, oh, ow], zero elsewhere."""
+    if reference_mode():
+        return max_pool2d_backward_reference(dy, argmax, x_shape)
     dx = np.empty(x_shape, dtype=dy.dtype)
     dy = np.ascontiguousarray(dy)
 

@@ -19,6 +19,7 @@ from scratchnet.kernels.winograd import NB
 from scratchnet.nn.module import Module
 from scratchnet.nn.utils import IntPair, check_4d, init_weight_and_bias, to_pair
 from scratchnet.nn.winograd import Winograd3x3Function
+from scratchnet.runtime.mode import reference_mode
 from scratchnet.runtime.threads import batch_chunks, map_chunks
 from scratchnet.tensor import Context, Function, Tensor
 
@@ -332,7 +333,10 @@ def choose_algorithm(x_shape: tuple[int, ...], weight_shape: tuple[int, ...],
                      stride: tuple[int, int]) -> str:  # fmt: skip
     """Winograd for 3x3 kernels at stride 1, with enough input channels and samples to fill
     its matrix products and its 16-sample chunks; im2col for everything else (the first
-    layer's single input channel, single images, other kernels and strides)."""
+    layer's single input channel, single images, other kernels and strides). Reading mode
+    (scratchnet.set_reference_mode) always takes im2col, the formula the docstrings teach."""
+    if reference_mode():
+        return "im2col"
     winograd_fits = tuple(weight_shape[2:]) == (3, 3) and stride == (1, 1)
     if winograd_fits and x_shape[1] >= 8 and x_shape[0] >= NB // 2:
         return "winograd"

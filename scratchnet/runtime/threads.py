@@ -37,6 +37,8 @@ from typing import Any, TypeVar
 
 import numba
 
+from scratchnet.runtime.mode import reference_mode
+
 T = TypeVar("T")
 Chunk = tuple[int, int]  # [lo, hi): a range of samples, channels or elements
 
@@ -133,7 +135,12 @@ PARALLEL_MIN_WORK = 1 << 19
 
 
 def batch_chunks(n: int, min_chunk: int = 8) -> list[Chunk]:
-    """Cut range(n) into one [lo, hi) chunk per thread, each of at least min_chunk."""
+    """Cut range(n) into one [lo, hi) chunk per thread, each of at least min_chunk.
+
+    Reading mode (runtime/mode.py) gives one chunk, the whole range.
+    """
+    if reference_mode():
+        return [(0, n)]
     chunks = max(1, min(get_num_threads(), n // min_chunk))
     return [(n * i // chunks, n * (i + 1) // chunks) for i in range(chunks)]
 
@@ -224,11 +231,11 @@ def map_chunks(fn: Callable[[int, int], T], chunks: Iterable[Chunk]) -> dict[Chu
     large operations), and the BLAS is single-threaded: each chunk keeps one core busy, with
     no thread of anyone's pool spinning while it waits. Idle workers sleep on a lock.
 
-    If the workers are busy (another thread is in map_chunks, or fn itself calls it), the
-    chunks run one after the other on the calling thread.
+    If the workers are busy (another thread is in map_chunks, or fn itself calls it), or in
+    reading mode (runtime/mode.py), the chunks run one after the other on the calling thread.
     """
     chunks = list(chunks)
-    if len(chunks) == 1 or not _busy.acquire(blocking=False):
+    if len(chunks) == 1 or reference_mode() or not _busy.acquire(blocking=False):
         return {(lo, hi): fn(lo, hi) for lo, hi in chunks}
     try:
         while len(_workers) < len(chunks) - 1:
@@ -258,8 +265,9 @@ def parallel_for(fn: Callable[[int, int], Any], n: int, work: int, min_chunk: in
     """fn(lo, hi) over chunks of range(n), one per thread; one chunk when work is small.
 
     `work` is the number of elements the whole loop touches (compared with PARALLEL_MIN_WORK).
+    Reading mode (runtime/mode.py) runs one chunk, on the calling thread.
     """
-    if work < PARALLEL_MIN_WORK:
+    if work < PARALLEL_MIN_WORK or reference_mode():
         fn(0, n)
     else:
         map_chunks(fn, batch_chunks(n, min_chunk))
