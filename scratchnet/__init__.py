@@ -31,7 +31,40 @@ from scratchnet.creation import (  # noqa: E402
     zeros_like,
 )
 from scratchnet.nn.init import manual_seed  # noqa: E402
+from scratchnet.ops.activation import (  # noqa: E402
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
 from scratchnet.ops.comparison import eq, equal, ge, gt, le, lt, ne  # noqa: E402
+from scratchnet.ops.elementwise import (  # noqa: E402
+    abs as abs,  # not in __all__: see the dtypes below
+    clamp,
+    maximum,
+    minimum,
+    pow as pow,  # not in __all__: see the dtypes below
+    sign,
+    sqrt,
+    where,
+)
+from scratchnet.ops.indexing import gather, masked_fill  # noqa: E402
+from scratchnet.ops.join import cat, chunk, split, stack  # noqa: E402
+from scratchnet.ops.reduction import (  # noqa: E402
+    amax,
+    amin,
+    argmax,
+    argmin,
+    logsumexp,
+    max as max,  # not in __all__: see the dtypes below
+    mean,
+    min as min,  # not in __all__: see the dtypes below
+    prod,
+    std,
+    sum as sum,  # not in __all__: see the dtypes below
+    var,
+)
 from scratchnet.ops.shape import (  # noqa: E402
     flatten,
     permute,
@@ -65,7 +98,8 @@ int32 = np.int32
 int64 = np.int64
 uint8 = np.uint8
 # torch.bool: scratchnet.bool is the bool dtype. It is left out of __all__, so that
-# `from scratchnet import *` does not hide the builtin.
+# `from scratchnet import *` does not hide the builtin; so are sn.abs, sn.max, sn.min, sn.pow
+# and sn.sum, torch's functions of the same names.
 bool = np.bool_
 
 __all__ = [
@@ -73,8 +107,15 @@ __all__ = [
     "Size",
     "Tensor",
     "__version__",
+    "amax",
+    "amin",
     "arange",
+    "argmax",
+    "argmin",
     "autograd",
+    "cat",
+    "chunk",
+    "clamp",
     "empty",
     "empty_like",
     "enable_grad",
@@ -86,6 +127,7 @@ __all__ = [
     "float64",
     "full",
     "full_like",
+    "gather",
     "ge",
     "gt",
     "int32",
@@ -93,8 +135,14 @@ __all__ = [
     "is_grad_enabled",
     "le",
     "linspace",
+    "log_softmax",
+    "logsumexp",
     "lt",
     "manual_seed",
+    "masked_fill",
+    "maximum",
+    "mean",
+    "minimum",
     "ne",
     "nn",
     "no_grad",
@@ -103,6 +151,7 @@ __all__ = [
     "ops",
     "optim",
     "permute",
+    "prod",
     "rand",
     "rand_like",
     "randint",
@@ -111,15 +160,26 @@ __all__ = [
     "randn_like",
     "reference_mode",
     "reference_mode_enabled",
+    "relu",
     "reshape",
     "set_reference_mode",
+    "sigmoid",
+    "sign",
+    "softmax",
+    "split",
+    "sqrt",
     "squeeze",
+    "stack",
+    "std",
     "t",
+    "tanh",
     "tensor",
     "transpose",
     "uint8",
     "unsqueeze",
+    "var",
     "viz",
+    "where",
     "zeros",
     "zeros_like",
 ]
