@@ -40,11 +40,9 @@ from scratchnet.ops.activation import (  # noqa: E402
 )
 from scratchnet.ops.comparison import eq, equal, ge, gt, le, lt, ne  # noqa: E402
 from scratchnet.ops.elementwise import (  # noqa: E402
-    abs as abs,  # not in __all__: see the dtypes below
     clamp,
     maximum,
     minimum,
-    pow as pow,  # not in __all__: see the dtypes below
     sign,
     sqrt,
     where,
@@ -57,12 +55,9 @@ from scratchnet.ops.reduction import (  # noqa: E402
     argmax,
     argmin,
     logsumexp,
-    max as max,  # not in __all__: see the dtypes below
     mean,
-    min as min,  # not in __all__: see the dtypes below
     prod,
     std,
-    sum as sum,  # not in __all__: see the dtypes below
     var,
 )
 from scratchnet.ops.shape import (  # noqa: E402
@@ -91,6 +86,14 @@ from scratchnet.tensor import (  # noqa: E402
 
 __version__ = "0.1.0"
 
+# torch's functions that share a builtin's name are attributes (sn.sum, sn.max, ...), left out
+# of __all__ so that `from scratchnet import *` does not hide the builtins.
+abs = ops.elementwise.abs
+pow = ops.elementwise.pow
+max = ops.reduction.max
+min = ops.reduction.min
+sum = ops.reduction.sum
+
 # The dtypes, by torch's names (scratchnet's dtypes are NumPy's): x.to(scratchnet.float64).
 float32 = np.float32
 float64 = np.float64
@@ -98,8 +101,7 @@ int32 = np.int32
 int64 = np.int64
 uint8 = np.uint8
 # torch.bool: scratchnet.bool is the bool dtype. It is left out of __all__, so that
-# `from scratchnet import *` does not hide the builtin; so are sn.abs, sn.max, sn.min, sn.pow
-# and sn.sum, torch's functions of the same names.
+# `from scratchnet import *` does not hide the builtin.
 bool = np.bool_
 
 __all__ = [
