@@ -297,6 +297,12 @@ class Tensor:
         return self._ctx is None
 
     @property
+    def grad_fn(self) -> Context | None:
+        """The record of the op that made this tensor (its `fn` and its input `parents`), or
+        None for a leaf or once backward() has freed it, as torch's grad_fn."""
+        return self._ctx
+
+    @property
     def _version(self) -> int:
         """How many in-place writes this tensor's memory has had, as torch's `_version`."""
         return self._version_counter.value

@@ -1,6 +1,6 @@
 """The computation graph behind a tensor, drawn with Graphviz (as micrograd's trace_graph).
 
-`to_dot(y)` walks back from y through each tensor's creator (`y._ctx`: the Function that made
+`to_dot(y)` walks back from y through each tensor's creator (`y.grad_fn`: the Function that made
 it and its inputs, `ctx.parents`) and writes one DOT node per tensor and one edge per use:
 
     leaf / constant / Function name     what made the tensor
@@ -12,7 +12,7 @@ An edge runs from each input to the tensor its Function made, so the picture rea
 forward pass and backward() walks it against the arrows. A tensor used twice is one node with
 two out-edges: backward() sums the two gradients that come back along them.
 
-backward() frees the graph as it goes (each `_ctx` is dropped once used, as in PyTorch), so a
+backward() frees the graph as it goes (each `grad_fn` is dropped once used, as in PyTorch), so a
 graph drawn after backward needs `backward(retain_graph=True)`. Only leaves keep a `.grad`.
 
 `render(y, "graph.svg")` runs Graphviz's `dot` (Debian's `graphviz` package; `make graphviz`
@@ -59,8 +59,8 @@ def to_dot(tensor: Tensor, names: Mapping[str, Tensor] | None = None) -> str:
         if id(node) in seen:
             continue
         seen[id(node)] = node
-        if node._ctx is not None:
-            stack.extend(p for p in reversed(node._ctx.parents) if id(p) not in seen)
+        if node.grad_fn is not None:
+            stack.extend(p for p in reversed(node.grad_fn.parents) if id(p) not in seen)
 
     node_ids = {key: f"t{i}" for i, key in enumerate(seen)}
     lines = [
@@ -71,14 +71,14 @@ def to_dot(tensor: Tensor, names: Mapping[str, Tensor] | None = None) -> str:
     for key, node in seen.items():
         lines.append(_node_line(node, node_ids[key], name_of.get(key), node is tensor))
     for key, node in seen.items():
-        if node._ctx is not None:  # one edge per use of an input, so x + x draws two
-            lines.extend(f"  {node_ids[id(p)]} -> {node_ids[key]};" for p in node._ctx.parents)
+        if node.grad_fn is not None:  # one edge per use of an input, so x + x draws two
+            lines.extend(f"  {node_ids[id(p)]} -> {node_ids[key]};" for p in node.grad_fn.parents)
     return "\n".join([*lines, "}"]) + "\n"
 
 
 def _node_line(t: Tensor, node_id: str, name: str | None, is_root: bool) -> str:
-    if t._ctx is not None:
-        kind, title = "op", t._ctx.fn.__name__
+    if t.grad_fn is not None:
+        kind, title = "op", t.grad_fn.fn.__name__
     elif t.requires_grad:
         kind, title = "leaf", "leaf"
     else:

@@ -229,7 +229,7 @@ def test_grouped_and_dilated_forward_matches_naive_loops(
     y = F.conv2d(
         Tensor(x), Tensor(w, requires_grad=True), Tensor(b), stride, padding, dilation, groups
     )
-    assert y.dtype == dtype and y._ctx.fn is GroupedConv2dFunction
+    assert y.dtype == dtype and y.grad_fn.fn is GroupedConv2dFunction
     expected = naive_grouped_conv2d(x, w, b, stride, padding, dilation, groups)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
@@ -304,12 +304,12 @@ def test_dilated_output_size():
 def test_groups_1_and_dilation_1_keep_the_fast_paths():
     x = Tensor(rng.standard_normal((16, 8, 6, 6)), requires_grad=True)  # so that y has a _ctx
     w = Tensor(rng.standard_normal((8, 8, 3, 3)))
-    assert F.conv2d(x, w, padding=1)._ctx.fn is Winograd3x3Function
-    assert F.conv2d(x, w, padding=1, dilation=1, groups=1)._ctx.fn is Winograd3x3Function
-    assert F.conv2d(x, w, padding=1, algorithm="im2col")._ctx.fn is Conv2dFunction
-    assert F.conv2d(x, w, padding=2, dilation=2)._ctx.fn is GroupedConv2dFunction
+    assert F.conv2d(x, w, padding=1).grad_fn.fn is Winograd3x3Function
+    assert F.conv2d(x, w, padding=1, dilation=1, groups=1).grad_fn.fn is Winograd3x3Function
+    assert F.conv2d(x, w, padding=1, algorithm="im2col").grad_fn.fn is Conv2dFunction
+    assert F.conv2d(x, w, padding=2, dilation=2).grad_fn.fn is GroupedConv2dFunction
     half = Tensor(rng.standard_normal((8, 4, 3, 3)))
-    assert F.conv2d(x, half, padding=1, groups=2)._ctx.fn is GroupedConv2dFunction
+    assert F.conv2d(x, half, padding=1, groups=2).grad_fn.fn is GroupedConv2dFunction
 
 
 def test_grouped_module_weight_shape_init_state_dict_and_repr():

@@ -114,9 +114,9 @@ def test_cross_entropy_label_smoothing_formula():
 
 def test_cross_entropy_default_path_is_the_fused_function():
     logits = Tensor(X, requires_grad=True)
-    assert F.cross_entropy(logits, np.array([0, 1, 2, 3]))._ctx.fn.__name__ == "CrossEntropy"
+    assert F.cross_entropy(logits, np.array([0, 1, 2, 3])).grad_fn.fn.__name__ == "CrossEntropy"
     ignored = F.cross_entropy(logits, LABELS)
-    assert ignored._ctx.fn.__name__ == "NegativeLogLikelihood"
+    assert ignored.grad_fn.fn.__name__ == "NegativeLogLikelihood"
 
 
 def test_binary_cross_entropy_clamps_log_at_minus_100():

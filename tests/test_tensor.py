@@ -99,7 +99,7 @@ def test_no_grad_builds_no_graph():
     with sn.no_grad():
         b = a * 2
     assert not b.requires_grad
-    assert b._ctx is None
+    assert b.grad_fn is None
     assert sn.is_grad_enabled()
 
     @sn.no_grad()
@@ -131,7 +131,7 @@ def test_graph_freed_after_backward():
     b = a * 2
     c = b.sum()
     c.backward()
-    assert c._ctx is None and b._ctx is None
+    assert c.grad_fn is None and b.grad_fn is None
 
 
 def test_integer_and_bool_tensors_cannot_require_grad():
@@ -190,7 +190,7 @@ def test_operators_and_methods_route_to_the_ops_functions():
     }
     for fn, outputs in expected.items():
         for out in outputs:
-            assert out._ctx.fn is fn
+            assert out.grad_fn.fn is fn
     np.testing.assert_array_equal(a.relu().data, [[1.0, 0.0], [3.0, 4.0]])
     np.testing.assert_allclose(a.softmax(1).data.sum(1), [1.0, 1.0])
 

@@ -370,8 +370,8 @@ def test_auto_uses_the_chosen_function():
     w = Tensor(rng.standard_normal((4, 8, 3, 3)), requires_grad=True)
     big = F.conv2d(Tensor(rng.standard_normal((8, 8, 6, 6))), w, padding=1)
     small = F.conv2d(Tensor(rng.standard_normal((1, 8, 6, 6))), w, padding=1)
-    assert big._ctx.fn is Winograd3x3Function
-    assert small._ctx.fn is Conv2dFunction
+    assert big.grad_fn.fn is Winograd3x3Function
+    assert small.grad_fn.fn is Conv2dFunction
 
 
 def test_winograd_errors():
@@ -398,11 +398,11 @@ def test_module_algorithm_repr_and_switch():
 
     x = Tensor(rng.standard_normal((8, 8, 7, 7)).astype(np.float32))
     y_auto = auto(x)
-    assert y_auto._ctx.fn is Winograd3x3Function
+    assert y_auto.grad_fn.fn is Winograd3x3Function
     auto.algorithm = "im2col"
     assert "algorithm='im2col'" in repr(auto)
     y_im2col = auto(x)
-    assert y_im2col._ctx.fn is Conv2dFunction
+    assert y_im2col.grad_fn.fn is Conv2dFunction
     np.testing.assert_allclose(y_auto.data, y_im2col.data, rtol=1e-4, atol=1e-5)
 
     auto.algorithm = "bogus"
