@@ -1,8 +1,8 @@
 """Reductions: sum, mean, max/min, amax/amin, argmax/argmin, var/std, prod and logsumexp.
 
 Every reduction takes torch's `dim=` and `keepdim=`; NumPy's `axis=` and `keepdims=` are kept
-as aliases. As in torch, dim=None or dim=() reduces every dimension (NumPy reduces none for
-axis=()), and a negative dim counts from the end.
+as keyword-only aliases (each function's **aliases). As in torch, dim=None or dim=() reduces
+every dimension (NumPy reduces none for axis=()), and a negative dim counts from the end.
 
 In every backward, `dy` has the reduced shape; `kept` is x's shape with each reduced dimension
 set to 1, so that dy.reshape(kept) broadcasts against x.
@@ -53,8 +53,12 @@ def _count(shape: tuple[int, ...], dims: tuple[int, ...]) -> int:
     return math.prod(shape[i] for i in dims)
 
 
-def _dim_and_keepdim(op: str, dim: Any, axis: Any, keepdim: bool, keepdims: bool | None):
-    """Read NumPy's axis=/keepdims= as torch's dim=/keepdim=."""
+def _dim_and_keepdim(op: str, dim: Any, keepdim: bool, aliases: dict[str, Any]) -> tuple:
+    """Read NumPy's axis=/keepdims= (the keyword arguments in aliases) as torch's dim=/keepdim=."""
+    unknown = aliases.keys() - {"axis", "keepdims"}
+    if unknown:
+        raise TypeError(f"{op}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    axis, keepdims = aliases.get("axis"), aliases.get("keepdims")
     if axis is not None:
         if dim is not None:
             raise TypeError(f"{op}: got both dim= and axis= (axis is NumPy's name for dim)")
@@ -271,36 +275,29 @@ class ValuesIndices(NamedTuple):
 # They shadow the builtins sum, max and min inside this module, as torch.sum does in torch.
 
 
-def sum(
-    input: Tensor,
-    dim: Dims = None,
-    keepdim: bool = False,
-    *,
-    axis: Dims = None,
-    keepdims: bool | None = None,
-) -> Tensor:
+def sum(input: Tensor, dim: Dims = None, keepdim: bool = False, **aliases: Any) -> Tensor:
     """The sum over dim (all dims when None), as torch.sum."""
-    dim, keepdim = _dim_and_keepdim("sum", dim, axis, keepdim, keepdims)
+    dim, keepdim = _dim_and_keepdim("sum", dim, keepdim, aliases)
     return Sum.apply(input, dims=normalize_dims("sum", dim, input.shape), keepdim=keepdim)
 
 
-def mean(
-    input: Tensor,
-    dim: Dims = None,
-    keepdim: bool = False,
-    *,
-    axis: Dims = None,
-    keepdims: bool | None = None,
-) -> Tensor:
+def mean(input: Tensor, dim: Dims = None, keepdim: bool = False, **aliases: Any) -> Tensor:
     """The mean over dim (all dims when None), as torch.mean; floating-point tensors only."""
-    dim, keepdim = _dim_and_keepdim("mean", dim, axis, keepdim, keepdims)
+    dim, keepdim = _dim_and_keepdim("mean", dim, keepdim, aliases)
     _require_float("mean", input)
     return Mean.apply(input, dims=normalize_dims("mean", dim, input.shape), keepdim=keepdim)
 
 
 def _max_or_min(
-    op: str, input: Tensor, dim: Any, keepdim: bool, extreme: type[Function], arg: Any
+    op: str,
+    input: Tensor,
+    dim: Any,
+    keepdim: bool,
+    aliases: dict,
+    extreme: type[Function],
+    arg: Any,
 ) -> Tensor | ValuesIndices:
+    dim, keepdim = _dim_and_keepdim(op, dim, keepdim, aliases)
     if dim is None:
         if input.numel() == 0:
             raise ValueError(f"{op}: an empty tensor of shape {tuple(input.shape)} has no {op}imum")
@@ -318,12 +315,7 @@ def _max_or_min(
 
 
 def max(
-    input: Tensor,
-    dim: int | None = None,
-    keepdim: bool = False,
-    *,
-    axis: int | None = None,
-    keepdims: bool | None = None,
+    input: Tensor, dim: int | None = None, keepdim: bool = False, **aliases: Any
 ) -> Tensor | ValuesIndices:
     """The largest element, as torch.max.
 
@@ -331,55 +323,38 @@ def max(
     With dim: (values, indices), indices the FIRST maximum of each slice (as torch and
     np.argmax); the gradient goes to that index only. NaN counts as the largest value.
     """
-    dim, keepdim = _dim_and_keepdim("max", dim, axis, keepdim, keepdims)
-    return _max_or_min("max", input, dim, keepdim, AMax, np.argmax)
+    return _max_or_min("max", input, dim, keepdim, aliases, AMax, np.argmax)
 
 
 def min(
-    input: Tensor,
-    dim: int | None = None,
-    keepdim: bool = False,
-    *,
-    axis: int | None = None,
-    keepdims: bool | None = None,
+    input: Tensor, dim: int | None = None, keepdim: bool = False, **aliases: Any
 ) -> Tensor | ValuesIndices:
     """The smallest element, as torch.min: see max."""
-    dim, keepdim = _dim_and_keepdim("min", dim, axis, keepdim, keepdims)
-    return _max_or_min("min", input, dim, keepdim, AMin, np.argmin)
+    return _max_or_min("min", input, dim, keepdim, aliases, AMin, np.argmin)
 
 
-def amax(
-    input: Tensor,
-    dim: Dims = None,
-    keepdim: bool = False,
-    *,
-    axis: Dims = None,
-    keepdims: bool | None = None,
+def _amax_or_amin(
+    op: str, input: Tensor, dim: Dims, keepdim: bool, aliases: dict, extreme: type[Function]
 ) -> Tensor:
+    dim, keepdim = _dim_and_keepdim(op, dim, keepdim, aliases)
+    dims = normalize_dims(op, dim, input.shape)
+    _require_elements(op, input, dims)
+    return extreme.apply(input, dims=dims, keepdim=keepdim)
+
+
+def amax(input: Tensor, dim: Dims = None, keepdim: bool = False, **aliases: Any) -> Tensor:
     """The largest element over dim (all dims by default), as torch.amax: ties split dy."""
-    dim, keepdim = _dim_and_keepdim("amax", dim, axis, keepdim, keepdims)
-    dims = normalize_dims("amax", dim, input.shape)
-    _require_elements("amax", input, dims)
-    return AMax.apply(input, dims=dims, keepdim=keepdim)
+    return _amax_or_amin("amax", input, dim, keepdim, aliases, AMax)
 
 
-def amin(
-    input: Tensor,
-    dim: Dims = None,
-    keepdim: bool = False,
-    *,
-    axis: Dims = None,
-    keepdims: bool | None = None,
-) -> Tensor:
+def amin(input: Tensor, dim: Dims = None, keepdim: bool = False, **aliases: Any) -> Tensor:
     """The smallest element over dim (all dims by default), as torch.amin: ties split dy."""
-    dim, keepdim = _dim_and_keepdim("amin", dim, axis, keepdim, keepdims)
-    dims = normalize_dims("amin", dim, input.shape)
-    _require_elements("amin", input, dims)
-    return AMin.apply(input, dims=dims, keepdim=keepdim)
+    return _amax_or_amin("amin", input, dim, keepdim, aliases, AMin)
 
 
-def _arg(op: str, input: Tensor, dim: int | None, keepdim: bool, arg: Any) -> Tensor:
+def _arg(op: str, input: Tensor, dim: int | None, keepdim: bool, aliases: dict, arg: Any) -> Tensor:
     """The int64 index of the first extreme: flat over all dims when dim is None, as torch."""
+    dim, keepdim = _dim_and_keepdim(op, dim, keepdim, aliases)
     if dim is None:
         if input.numel() == 0:
             raise ValueError(f"{op}: an empty tensor of shape {tuple(input.shape)} has no {op[3:]}")
@@ -392,78 +367,48 @@ def _arg(op: str, input: Tensor, dim: int | None, keepdim: bool, arg: Any) -> Te
     return Tensor(np.asarray(arg(input.data, axis=d, keepdims=keepdim), dtype=np.int64))
 
 
-def argmax(
-    input: Tensor,
-    dim: int | None = None,
-    keepdim: bool = False,
-    *,
-    axis: int | None = None,
-    keepdims: bool | None = None,
-) -> Tensor:
+def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False, **aliases: Any) -> Tensor:
     """The index of the first maximum, as torch.argmax: an int64 Tensor, with no gradient."""
-    dim, keepdim = _dim_and_keepdim("argmax", dim, axis, keepdim, keepdims)
-    return _arg("argmax", input, dim, keepdim, np.argmax)
+    return _arg("argmax", input, dim, keepdim, aliases, np.argmax)
 
 
-def argmin(
-    input: Tensor,
-    dim: int | None = None,
-    keepdim: bool = False,
-    *,
-    axis: int | None = None,
-    keepdims: bool | None = None,
-) -> Tensor:
+def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False, **aliases: Any) -> Tensor:
     """The index of the first minimum, as torch.argmin: an int64 Tensor, with no gradient."""
-    dim, keepdim = _dim_and_keepdim("argmin", dim, axis, keepdim, keepdims)
-    return _arg("argmin", input, dim, keepdim, np.argmin)
+    return _arg("argmin", input, dim, keepdim, aliases, np.argmin)
+
+
+def _var_dims(
+    op: str, input: Tensor, dim: Dims, keepdim: bool, aliases: dict
+) -> tuple[tuple[int, ...], bool]:
+    """The dims and keepdim of var or std, after checking that input is floating-point."""
+    dim, keepdim = _dim_and_keepdim(op, dim, keepdim, aliases)
+    _require_float(op, input)
+    return normalize_dims(op, dim, input.shape), keepdim
 
 
 def var(
-    input: Tensor,
-    dim: Dims = None,
-    *,
-    correction: float = 1,
-    keepdim: bool = False,
-    axis: Dims = None,
-    keepdims: bool | None = None,
+    input: Tensor, dim: Dims = None, *, correction: float = 1, keepdim: bool = False, **aliases: Any
 ) -> Tensor:
     """The variance over dim with Bessel's correction (1 by default), as torch.var.
 
     NumPy's var defaults to ddof=0 (the biased estimate); torch's and scratchnet's default is
     correction=1. Pass correction=0 for NumPy's answer.
     """
-    dim, keepdim = _dim_and_keepdim("var", dim, axis, keepdim, keepdims)
-    _require_float("var", input)
-    dims = normalize_dims("var", dim, input.shape)
+    dims, keepdim = _var_dims("var", input, dim, keepdim, aliases)
     return Var.apply(input, dims=dims, correction=correction, keepdim=keepdim)
 
 
 def std(
-    input: Tensor,
-    dim: Dims = None,
-    *,
-    correction: float = 1,
-    keepdim: bool = False,
-    axis: Dims = None,
-    keepdims: bool | None = None,
+    input: Tensor, dim: Dims = None, *, correction: float = 1, keepdim: bool = False, **aliases: Any
 ) -> Tensor:
     """The standard deviation, sqrt(var), as torch.std (correction=1 by default: see var)."""
-    dim, keepdim = _dim_and_keepdim("std", dim, axis, keepdim, keepdims)
-    _require_float("std", input)
-    dims = normalize_dims("std", dim, input.shape)
+    dims, keepdim = _var_dims("std", input, dim, keepdim, aliases)
     return Std.apply(input, dims=dims, correction=correction, keepdim=keepdim)
 
 
-def prod(
-    input: Tensor,
-    dim: int | None = None,
-    keepdim: bool = False,
-    *,
-    axis: int | None = None,
-    keepdims: bool | None = None,
-) -> Tensor:
+def prod(input: Tensor, dim: int | None = None, keepdim: bool = False, **aliases: Any) -> Tensor:
     """The product over one dim, or of every element when dim is None, as torch.prod."""
-    dim, keepdim = _dim_and_keepdim("prod", dim, axis, keepdim, keepdims)
+    dim, keepdim = _dim_and_keepdim("prod", dim, keepdim, aliases)
     if dim is None:
         return Prod.apply(input.reshape(-1), dim=0).reshape(())
     d = normalize_dim("prod", dim, input.shape)
@@ -473,18 +418,13 @@ def prod(
 
 
 def logsumexp(
-    input: Tensor,
-    dim: int | tuple[int, ...],
-    keepdim: bool = False,
-    *,
-    axis: Dims = None,
-    keepdims: bool | None = None,
+    input: Tensor, dim: int | tuple[int, ...], keepdim: bool = False, **aliases: Any
 ) -> Tensor:
     """log(sum(exp(input))) over dim, computed stably, as torch.logsumexp.
 
     As in torch, dim is required, and an integer tensor is promoted to float32.
     """
-    dim, keepdim = _dim_and_keepdim("logsumexp", dim, axis, keepdim, keepdims)
+    dim, keepdim = _dim_and_keepdim("logsumexp", dim, keepdim, aliases)
     if input.dtype.kind != "f":
         input = Tensor(input.data.astype(np.float32))
     dims = normalize_dims("logsumexp", dim, input.shape)
