@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from scratchnet.mnist.imageprep import (
     ImageDecodeError,
@@ -288,14 +288,41 @@ def test_thin_strokes_are_thickened_to_mnist_width(digit, reference):
     assert similarity(thickened, reference[digit]) > 0.9
     assert 1.6 <= stroke_width(thickened >= 0.5) <= 3.2
 
-    as_drawn = prepare_image(thin, thicken=False)
+    as_drawn = prepare_image(thin, restore=False)
     assert stroke_width(as_drawn >= 0.5) < 1.2
     assert similarity(thickened, reference[digit]) > similarity(as_drawn, reference[digit])
 
 
 def test_strokes_of_mnist_width_are_left_alone():
     img = draw_digit("7", width=22)
-    np.testing.assert_array_equal(prepare_image(img), prepare_image(img, thicken=False))
+    np.testing.assert_array_equal(prepare_image(img), prepare_image(img, restore=False))
+
+
+@pytest.mark.parametrize("digit", sorted(DIGITS))
+def test_thick_strokes_are_thinned(digit, reference):
+    fat = draw_digit(digit, box=(70, 50, 180), width=60)  # a marker: 6 px strokes at 28x28
+    as_drawn = prepare_image(fat, restore=False)
+    assert stroke_width(as_drawn >= 0.5) > 4.5
+    thinned = prepare_image(fat)
+    assert_mnist_like(thinned)
+    # Measured at 28x28, where a loop's small hole counts little perimeter, a thinned "0"
+    # still reads 4.6 px.
+    assert 2.5 <= stroke_width(thinned >= 0.5) < stroke_width(as_drawn >= 0.5) - 0.4
+    assert similarity(thinned, reference[digit]) > similarity(as_drawn, reference[digit])
+
+
+@pytest.mark.parametrize("digit", sorted(DIGITS))
+def test_blurred_ink_is_sharpened(digit, reference):
+    blurred = draw_digit(digit).filter(ImageFilter.GaussianBlur(18))  # sigma 1.6 px at 28x28
+    as_given = prepare_image(blurred, restore=False)
+    sharpened = prepare_image(blurred)
+    assert_mnist_like(sharpened)
+
+    def median_ink(img: np.ndarray) -> float:
+        return float(np.median(img[img > 0.2]))
+
+    assert median_ink(sharpened) > 0.85 > median_ink(as_given) + 0.1
+    assert similarity(sharpened, reference[digit]) > similarity(as_given, reference[digit])
 
 
 @pytest.mark.parametrize("angle", [0, 30, 45, 90])

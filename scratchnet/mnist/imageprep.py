@@ -10,7 +10,8 @@ centre, (row 14, column 14). Ink is bright (1) on a black (0) background.
       -> to_grayscale_ink    (H, W) float32, 1 = ink: alpha composited onto paper, dark ink on
                              light paper inverted, paper level subtracted
       -> prepare_image       contrast stretched, faint noise dropped, cropped to the ink,
-                             thin strokes thickened, longer side scaled to 20 px, centred by mass
+                             soft (blurred) ink sharpened, thin strokes thickened and thick ones
+                             thinned, longer side scaled to 20 px, centred by mass
 
 scratchnet.mnist.inference takes the prepared digit from there to the model.
 
@@ -21,6 +22,21 @@ out far thinner than that (a 5 px brush on a 280 px canvas gives 0.5 px strokes)
 that would be thinner than MIN_STROKE are widened with a max filter to the MNIST median before
 the final resize. Only MNIST's thinnest few percent reach that path, and it leaves an MLP's
 accuracy on them unchanged; on thin-brush drawings it is what makes them readable.
+
+The other way round, strokes wider than MAX_STROKE, 3.5 px, are eroded with a min filter to
+that width: loops that were nearly closed open again. A fat marker or a 3x dilated digit gives
+5 to 8 px; 11% of MNIST's test digits are over 3.5 px, and thinning them costs the bundled
+models nothing on the robustness table's untransformed row (3.0 px, tried, does).
+
+A blurred or low-resolution picture has soft ink: after stretching, the median ink pixel of an
+MNIST digit is 0.91 (5th percentile 0.74), of a digit blurred by sigma 1.5 only 0.55; 2% of
+MNIST's digits are under SOFT_INK. Ink whose median is under SOFT_INK gets a levels step that
+maps that median to full ink,
+
+    v' = clip((v - NOISE_FLOOR) / (median - NOISE_FLOOR), 0, 1)
+
+which gives back MNIST's saturated stroke cores and narrow edges. The robustness table
+(scratchnet.mnist.robustness) measures both steps.
 
 Both the `predict` CLI and the REST server use this module; its errors are `ImageError`s (a
 `ValueError`) whose messages can be shown to the user as they are.
@@ -46,7 +62,9 @@ MIN_CONTRAST = 0.1  # ink must differ from the paper by 10% of the full range
 NOISE_FLOOR = 0.2  # after stretching the ink to 1, fainter pixels count as paper
 MIN_STROKE = 1.6  # strokes thinner than this (px, at 28x28 scale) are thickened ...
 TARGET_STROKE = 2.3  # ... to this width, MNIST's median
-_WORK_SCALE = 4  # thickening runs at 4x the output resolution (a longer side of 80 px)
+MAX_STROKE = 3.5  # strokes wider than this are thinned to it
+SOFT_INK = 0.7  # ink whose median pixel is fainter than this (blurred) is sharpened
+_WORK_SCALE = 4  # thickening and thinning run at 4x the output resolution (80 px)
 
 _OPAQUE = 0.5  # alpha above which a pixel counts as painted
 _SHEET_CONTRAST = 0.35  # an opaque pixel this far from the typical opaque colour is ink on a sheet
@@ -260,15 +278,15 @@ def prepare_image(
     image: ImageInput,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    thicken: bool = True,
+    restore: bool = True,
 ) -> np.ndarray:
     """A (28, 28) float32 digit in [0, 1], ink bright on 0, prepared as MNIST digits were.
 
     `image` is a PIL image, an array (see `to_grayscale_ink`), encoded bytes, or a file path.
     Steps: ink map -> stretch so the strongest ink is 1 -> drop pixels under NOISE_FLOOR ->
-    crop to the ink's bounding box -> thicken strokes thinner than MIN_STROKE (if `thicken`)
-    -> resize (Lanczos, anti-aliased) so the longer side is 20 px -> paste into 28x28 so the
-    centre of mass is at (14, 14).
+    crop to the ink's bounding box -> (if `restore`) sharpen soft ink, thicken strokes thinner
+    than MIN_STROKE, thin strokes wider than MAX_STROKE -> resize (Lanczos, anti-aliased) so
+    the longer side is 20 px -> paste into 28x28 so the centre of mass is at (14, 14).
 
     Raises NoInkError for a blank image, ImageDecodeError / ImageTooLargeError for bad input,
     and FileNotFoundError (an OSError) for a missing file.
@@ -286,8 +304,8 @@ def prepare_image(
     ink[ink < NOISE_FLOOR] = 0.0
 
     digit = _crop_to_ink(ink)
-    if thicken:
-        digit = _thicken_thin_strokes(digit)
+    if restore:
+        digit = _normalise_stroke_width(_sharpen_soft_ink(digit))
     digit = _resize_longer_side(digit, DIGIT_BOX)
     peak = float(digit.max())
     if not peak > 0:  # specks that vanish when shrunk
@@ -340,37 +358,55 @@ def stroke_width(mask: np.ndarray) -> float:
     return float(2 * area / perimeter)
 
 
-def _thicken_thin_strokes(digit: np.ndarray) -> np.ndarray:
-    """Widen strokes that would be thinner than MIN_STROKE px in the 20 px box.
+def _sharpen_soft_ink(digit: np.ndarray) -> np.ndarray:
+    """Levels for blurred ink: its median pixel becomes full ink (see the module docstring)."""
+    median = float(np.median(digit[digit > 0]))
+    if median >= SOFT_INK:
+        return digit
+    levelled = (digit - NOISE_FLOOR) / max(median - NOISE_FLOOR, 1e-6)
+    return np.clip(levelled, 0.0, 1.0).astype(np.float32)
 
-    The width is measured on the crop and scaled to the output size. Thin strokes are widened
-    with a square max filter (grayscale dilation) to TARGET_STROKE. The dilation runs on a copy
-    resized to 4x the output resolution (a longer side of 80 px), so that it is fast even on a
-    huge canvas and fine-grained (2 px there is half a pixel in the output); its result is
-    cropped again so that the whole digit still fits the 20 px box.
+
+def _normalise_stroke_width(digit: np.ndarray) -> np.ndarray:
+    """Widen strokes that would be thinner than MIN_STROKE px in the 20 px box to
+    TARGET_STROKE, and narrow those wider than MAX_STROKE to MAX_STROKE.
+
+    The width is measured on the crop and scaled to the output size. Strokes are widened with
+    a square max filter (grayscale dilation) and narrowed with a square min filter (erosion).
+    The filter runs on a copy resized to 4x the output resolution (a longer side of 80 px), so
+    that it is fast even on a huge canvas and fine-grained (2 px there is half a pixel in the
+    output); its result is cropped again so that the whole digit still fits the 20 px box.
     """
     long_side = max(digit.shape)
     width_out = stroke_width(digit >= 0.5) * DIGIT_BOX / long_side
-    if width_out >= MIN_STROKE:
+    if MIN_STROKE <= width_out <= MAX_STROKE:
         return digit
 
     digit = _resize_longer_side(digit, _WORK_SCALE * DIGIT_BOX)
     digit /= digit.max()
     digit[digit < NOISE_FLOOR] = 0.0
-    grow = (TARGET_STROKE - width_out) * _WORK_SCALE
-    kernel = 1 + 2 * round(grow / 2)  # odd, so that the filter is centred
-    return _crop_to_ink(_max_filter(digit, kernel))
+    if width_out < MIN_STROKE:
+        grow = (TARGET_STROKE - width_out) * _WORK_SCALE
+        return _crop_to_ink(_square_filter(digit, 1 + 2 * round(grow / 2), np.max, grow=True))
+    shrink = (width_out - MAX_STROKE) * _WORK_SCALE
+    thinned = _square_filter(digit, 1 + 2 * round(shrink / 2), np.min, grow=False)
+    if not thinned.max() > 0:  # eroded away: a blob, not strokes
+        return digit
+    return _crop_to_ink(thinned)
 
 
-def _max_filter(a: np.ndarray, kernel: int) -> np.ndarray:
-    """Grayscale dilation by a kernel x kernel square; the output grows by kernel - 1 each way.
+def _square_filter(a: np.ndarray, kernel: int, reduce: np.ufunc, grow: bool) -> np.ndarray:
+    """Grayscale dilation (reduce=np.max) or erosion (np.min) by a kernel x kernel square
+    (odd, so that it is centred), with 0 beyond the edges. With `grow` the output grows by
+    kernel // 2 each way (room for dilated ink); else it keeps a's shape.
 
-    A square's max filter is separable: a running max down the columns, then along the rows.
+    A square's filter is separable: a running reduce down the columns, then along the rows.
     """
-    padded = np.pad(a, kernel - 1)
+    pad = kernel - 1 if grow else kernel // 2
+    padded = np.pad(a, pad)
     windows = np.lib.stride_tricks.sliding_window_view
-    rows_done = windows(padded, kernel, axis=0).max(axis=-1)
-    return windows(rows_done, kernel, axis=1).max(axis=-1)
+    rows_done = reduce(windows(padded, kernel, axis=0), axis=-1)
+    return reduce(windows(rows_done, kernel, axis=1), axis=-1)
 
 
 def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
