@@ -7,6 +7,7 @@ are compared with `relative_error` = max|a - b| / max(|a|, |b|).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -74,6 +75,26 @@ def check_close(table: Any, row: str, column: str, errors: dict[str, float], tol
     table.record(row, column, worst)
     bad = {k: f"{v:.2e}" for k, v in errors.items() if v > tol}
     assert not bad, f"{row} ({column}): relative errors above {tol:.0e}: {bad}"
+
+
+def case_id(case: tuple) -> str:
+    """The test id of a CASES row (op, variant, ...): "sum", "dim, keepdim" -> sum-dim,_keepdim."""
+    op, variant = case[0], case[1]
+    return f"{op}-{variant}".rstrip("-").replace(" ", "_")
+
+
+def check_case(table: Any, case: tuple, dtype: Any, name: str) -> None:
+    """Compare one CASES row (op, variant, ours, theirs, make) in dtype, within TOLERANCE.
+
+    make(rng) builds the inputs; rng is seeded by the test id `name`, so every case has its
+    own inputs and the same ones on every run.
+    """
+    op, _, ours, theirs, make = case
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    arrays = [a.astype(dtype) for a in make(rng)]
+    errors = forward_backward(ours, theirs, arrays)
+    column = dtype_name(dtype)
+    check_close(table, op, column, errors, TOLERANCE[column])
 
 
 def slug(text: str) -> str:

@@ -8,7 +8,6 @@ torch picks there is compared too. `pytest tests/parity -s` prints the largest e
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch.nn.functional as TF  # noqa: E402
 
 import scratchnet.nn.functional as F  # noqa: E402
 from scratchnet import Tensor, ops  # noqa: E402
-from tests.parity.compare import DTYPES, TOLERANCE, check_close, dtype_name, forward_backward  # noqa: E402
+from tests.parity.compare import DTYPES, case_id, check_case, dtype_name  # noqa: E402
 
 Arrays = Callable[[np.random.Generator], list[np.ndarray]]
 CONDITION = np.array([[True, False, True, True, False]])
@@ -181,20 +180,10 @@ CASES: list[tuple[str, str, Callable, Callable, Arrays]] = [
 ]
 
 
-def case_id(case: tuple) -> str:
-    op, variant = case[0], case[1]
-    return f"{op}-{variant}".rstrip("-").replace(" ", "_")
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_op_matches_torch(case, dtype, parity_errors):
-    op, _, ours, theirs, make = case
-    rng = np.random.default_rng(zlib.crc32(case_id(case).encode()))
-    arrays = [a.astype(dtype) for a in make(rng)]
-    errors = forward_backward(ours, theirs, arrays)
-    name = dtype_name(dtype)
-    check_close(parity_errors, op, name, errors, TOLERANCE[name])
+    check_case(parity_errors, case, dtype, case_id(case))
 
 
 def both(fn: Callable, *arrays: list[float]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -20,7 +20,7 @@ import torch.nn.functional as TF  # noqa: E402
 import scratchnet.nn.functional as F  # noqa: E402
 from scratchnet import Tensor, nn  # noqa: E402
 from scratchnet.ops import cat, stack  # noqa: E402
-from tests.parity.compare import DTYPES, TOLERANCE, check_close, dtype_name, forward_backward  # noqa: E402
+from tests.parity.compare import DTYPES, case_id, check_case, dtype_name  # noqa: E402
 
 Arrays = Callable[[np.random.Generator], list[np.ndarray]]
 
@@ -175,19 +175,10 @@ CASES: list[tuple[str, str, Callable, Callable, Arrays]] = [
 ]
 
 
-def case_id(case: tuple) -> str:
-    return f"{case[0]}-{case[1]}".replace(" ", "_")
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_op_matches_torch(case, dtype, parity_errors):
-    op, _, ours, theirs, make = case
-    rng = np.random.default_rng(zlib.crc32(case_id(case).encode()))
-    arrays = [a.astype(dtype) for a in make(rng)]
-    errors = forward_backward(ours, theirs, arrays)
-    name = dtype_name(dtype)
-    check_close(parity_errors, op, name, errors, TOLERANCE[name])
+    check_case(parity_errors, case, dtype, case_id(case))
 
 
 # (row, the same call on both sides): indices of the FIRST extreme, on inputs full of ties.
