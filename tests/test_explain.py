@@ -137,3 +137,16 @@ def test_predict_cli_writes_the_explanation_figure(tmp_path, digit):
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert result.stderr.startswith("error") and "Traceback" not in result.stderr
+
+
+def test_the_predicted_map_is_the_same_whatever_classes_are_asked():
+    from scratchnet.mnist.models import load_pretrained
+
+    model = load_pretrained("cnn")
+    flat = np.zeros((28, 28), dtype=np.float32)  # a flat background: max-pool ties everywhere
+    flat[6:22, 11:15] = 1.0
+    flat[8:10, 8:20] = 0.7
+    one = explain.explain(model, flat, classes="predicted")
+    every = explain.explain(model, flat, classes="all")
+    digit = one.prediction.digit
+    np.testing.assert_array_equal(one.saliency[digit], every.saliency[digit])

@@ -9,13 +9,16 @@
     templates    linear: weight[c] as a 28x28 image, one per class
     contributions  linear: weight[c] * x, whose sum plus bias[c] is logit[c]
 
-All the saliency maps come from one forward and one backward. The batch holds one copy of x per
-class asked, and the upstream gradient of the logits is one-hot per row:
+All the saliency maps come from one forward pass of x alone, and one backward per class asked,
+through the same graph (retain_graph=True), with a one-hot upstream gradient:
 
-    dy[i, j] = 1 if j == classes[i] else 0,   so   x.grad[i] = d logit[classes[i]] / d x
+    dy[j] = 1 if j == c else 0,   so   x.grad = d logit[c] / d x
 
-because in eval mode the rows of a batch do not interact (BatchNorm uses its running statistics,
-dropout passes its input through).
+The forward is the same whatever classes are asked, so the predicted class's map is the same
+with classes="predicted" and classes="all". (A batch of ten copies would be one backward, but
+another batch size can take another convolution algorithm, whose last-bit rounding decides
+which of two equal pixels a 2x2 max-pool picks on a flat background, and so where that
+pixel's gradient goes.)
 """
 
 from __future__ import annotations
@@ -111,7 +114,6 @@ def explain(model: nn.Module, img28: np.ndarray, classes: Classes = "predicted")
     if not isinstance(model, CNNClassifier | LinearClassifier):
         raise TypeError(f"explain takes a CNNClassifier or LinearClassifier, not {type(model)}")
     x = inference.normalize(img28)  # (1, 1, 28, 28)
-    rows = 1 if classes == "predicted" else model.num_classes
 
     parameters = list(model.parameters())
     frozen = [p.requires_grad for p in parameters]
@@ -121,21 +123,24 @@ def explain(model: nn.Module, img28: np.ndarray, classes: Classes = "predicted")
         for p in parameters:
             p.requires_grad = False
         with enable_grad():
-            batch = Tensor(np.repeat(x, rows, axis=0), requires_grad=True)
-            stages = list(model.stages(batch))
+            x_in = Tensor(x, requires_grad=True)
+            stages = list(model.stages(x_in))
             logits = stages[-1][1]
             prediction = inference.Prediction(inference.softmax(logits.data[0]))
-            asked = [prediction.digit] if classes == "predicted" else list(range(rows))
-            dy = np.zeros(logits.shape, dtype=logits.dtype)
-            dy[np.arange(rows), asked] = 1
-            logits.backward(dy)
+            asked = [prediction.digit] if classes == "predicted" else list(range(model.num_classes))
+            saliency = {}
+            for i, c in enumerate(asked):
+                dy = np.zeros(logits.shape, dtype=logits.dtype)
+                dy[0, c] = 1
+                x_in.grad = None
+                logits.backward(dy, retain_graph=i + 1 < len(asked))
+                saliency[c] = x_in.grad[0, 0]
     finally:
         for p, requires_grad in zip(parameters, frozen):
             p.requires_grad = requires_grad
         model.train(was_training)
 
     image = x[0, 0]
-    saliency = {c: batch.grad[i, 0] for i, c in enumerate(asked)}
     activations = [(name, out.data[0]) for name, out in stages[:-1]]
     if isinstance(model, CNNClassifier):
         return Explanation(
