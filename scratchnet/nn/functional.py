@@ -18,21 +18,8 @@ from scratchnet.nn.loss import (
 )
 from scratchnet.nn.padding import pad
 from scratchnet.nn.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
-from scratchnet.ops.activation import (
-    elu,
-    gelu,
-    hardswish,
-    leaky_relu,
-    log_softmax,
-    mish,
-    relu,
-    relu6,
-    sigmoid,
-    silu,
-    softmax,
-    softplus,
-    tanh,
-)
+from scratchnet.ops import activation
+from scratchnet.ops.activation import *  # noqa: F403 (the names: activation.__all__)
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -43,23 +30,12 @@ __all__ = [
     "conv2d",
     "cross_entropy",
     "dropout",
-    "elu",
-    "gelu",
-    "hardswish",
     "l1_loss",
-    "leaky_relu",
     "linear",
-    "log_softmax",
     "max_pool2d",
-    "mish",
     "mse_loss",
     "nll_loss",
     "pad",
-    "relu",
-    "relu6",
-    "sigmoid",
-    "silu",
-    "softmax",
-    "softplus",
-    "tanh",
+    # The activations' functional forms, not their Functions (ReLU, ...), as torch.nn.functional.
+    *(name for name in activation.__all__ if name.islower()),
 ]

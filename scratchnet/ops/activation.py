@@ -21,6 +21,37 @@ from scratchnet.kernels.activation import erf, relu_backward, relu_forward
 from scratchnet.ops.elementwise import float_data
 from scratchnet.tensor import Context, Function, Tensor, normalize_dim
 
+# The Functions and their functional forms; re-exported by scratchnet.ops and (the functional
+# forms) by scratchnet.nn.functional.
+__all__ = [
+    "ELU",
+    "GELU",
+    "Hardswish",
+    "LeakyReLU",
+    "LogSoftmax",
+    "Mish",
+    "ReLU",
+    "ReLU6",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+    "elu",
+    "gelu",
+    "hardswish",
+    "leaky_relu",
+    "log_softmax",
+    "mish",
+    "relu",
+    "relu6",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softplus",
+    "tanh",
+]
+
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)), as e / (1 + e) with e = exp(-|x|) <= 1, so that exp never overflows.
