@@ -46,6 +46,40 @@ def check(table: Any, op: str, dtype: Any, errors: dict[str, float]) -> None:
     check_close(table, op, name, errors, TOLERANCE[name])
 
 
+def check_conv2d(
+    table: Any,
+    row: str,
+    dtype: Any,
+    case: tuple[str, tuple[int, ...], tuple[int, ...], bool],
+    **options: Any,
+) -> None:
+    """F.conv2d against TF.conv2d with the same options, on inputs seeded by the description."""
+    description, x_shape, w_shape, has_bias = case
+    rng = seeded(description)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape)]
+    if has_bias:
+        arrays.append(rng.standard_normal(w_shape[0]))
+    arrays = [a.astype(dtype) for a in arrays]
+
+    def ours(x, w, b=None):
+        return F.conv2d(x, w, b, **options)
+
+    def theirs(x, w, b=None):
+        return TF.conv2d(x, w, b, **options)
+
+    check(table, row, dtype, forward_backward(ours, theirs, arrays))
+
+
+def check_module(table: Any, row: str, ours: Any, theirs: Any, x: np.ndarray) -> None:
+    """Our module, given torch's weights by state_dict key, gives torch's output on x."""
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(x)).numpy()
+    error = relative_error(ours(Tensor(x)).data, expected)
+    table.record(row, dtype_name(x.dtype), error)
+    assert error < TOLERANCE[dtype_name(x.dtype)]
+
+
 # ---------------------------------------------------------------------------------------------
 # conv2d
 # ---------------------------------------------------------------------------------------------
@@ -68,20 +102,8 @@ CONV_CASES = [
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda case: slug(case[0]))
 def test_conv2d_matches_torch(case, dtype, parity_errors):
-    description, x_shape, w_shape, has_bias, stride, padding = case
-    rng = seeded(description)
-    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape)]
-    if has_bias:
-        arrays.append(rng.standard_normal(w_shape[0]))
-    arrays = [a.astype(dtype) for a in arrays]
-
-    def ours(x, w, b=None):
-        return F.conv2d(x, w, b, stride=stride, padding=padding)
-
-    def theirs(x, w, b=None):
-        return TF.conv2d(x, w, b, stride=stride, padding=padding)
-
-    check(parity_errors, "conv2d", dtype, forward_backward(ours, theirs, arrays))
+    stride, padding = case[4:]
+    check_conv2d(parity_errors, "conv2d", dtype, case[:4], stride=stride, padding=padding)
 
 
 def test_conv2d_module_matches_torch_module(parity_errors):
@@ -89,13 +111,8 @@ def test_conv2d_module_matches_torch_module(parity_errors):
     rng = seeded("conv module")
     ours = nn.Conv2d(3, 4, kernel_size=(3, 5), stride=(2, 1), padding=(1, 2))
     theirs = torch.nn.Conv2d(3, 4, kernel_size=(3, 5), stride=(2, 1), padding=(1, 2))
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     x = rng.standard_normal((2, 3, 9, 10)).astype(np.float32)
-    with torch.no_grad():
-        expected = theirs(torch.from_numpy(x)).numpy()
-    error = relative_error(ours(Tensor(x)).data, expected)
-    parity_errors.record("conv2d", "float32", error)
-    assert error < TOLERANCE["float32"]
+    check_module(parity_errors, "conv2d", ours, theirs, x)
 
 
 # (description, x shape, weight shape, bias, stride, padding, dilation, groups)
@@ -122,21 +139,9 @@ GROUPED_CONV_CASES = [
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("case", GROUPED_CONV_CASES, ids=lambda case: slug(case[0]))
 def test_grouped_and_dilated_conv2d_matches_torch(case, dtype, parity_errors):
-    description, x_shape, w_shape, has_bias, stride, padding, dilation, groups = case
-    rng = seeded(description)
-    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape)]
-    if has_bias:
-        arrays.append(rng.standard_normal(w_shape[0]))
-    arrays = [a.astype(dtype) for a in arrays]
-
-    def ours(x, w, b=None):
-        return F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
-
-    def theirs(x, w, b=None):
-        return TF.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
-
-    errors = forward_backward(ours, theirs, arrays)
-    check(parity_errors, "conv2d, groups/dilation", dtype, errors)
+    stride, padding, dilation, groups = case[4:]
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    check_conv2d(parity_errors, "conv2d, groups/dilation", dtype, case[:4], **options)
 
 
 def test_grouped_conv2d_module_matches_torch_module(parity_errors):
@@ -146,14 +151,9 @@ def test_grouped_conv2d_module_matches_torch_module(parity_errors):
     kwargs = dict(kernel_size=3, stride=1, padding=2, dilation=2, groups=2)
     ours = nn.Conv2d(4, 6, **kwargs)
     theirs = torch.nn.Conv2d(4, 6, **kwargs)
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     assert repr(ours) == repr(theirs)
     x = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
-    with torch.no_grad():
-        expected = theirs(torch.from_numpy(x)).numpy()
-    error = relative_error(ours(Tensor(x)).data, expected)
-    parity_errors.record("conv2d, groups/dilation", "float32", error)
-    assert error < TOLERANCE["float32"]
+    check_module(parity_errors, "conv2d, groups/dilation", ours, theirs, x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,9 +263,7 @@ def test_avg_pool2d_module_matches_torch_module(parity_errors):
     theirs = torch.nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
     assert repr(ours) == repr(theirs)
     x = rng.standard_normal((2, 3, 8, 7)).astype(np.float32)
-    error = relative_error(ours(Tensor(x)).data, theirs(torch.from_numpy(x)).numpy())
-    parity_errors.record("avg_pool2d", "float32", error)
-    assert error < TOLERANCE["float32"]
+    check_module(parity_errors, "avg_pool2d", ours, theirs, x)
 
 
 # ---------------------------------------------------------------------------------------------
