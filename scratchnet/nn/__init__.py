@@ -1,21 +1,7 @@
 """Layers (Modules) and their building blocks, named as in torch.nn."""
 
-from scratchnet.nn import functional, init
-from scratchnet.nn.activation import (
-    ELU,
-    GELU,
-    Hardswish,
-    LeakyReLU,
-    LogSoftmax,
-    Mish,
-    ReLU,
-    ReLU6,
-    Sigmoid,
-    SiLU,
-    Softmax,
-    Softplus,
-    Tanh,
-)
+from scratchnet.nn import activation, functional, init
+from scratchnet.nn.activation import *  # noqa: F403 (the names: activation.__all__)
 from scratchnet.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from scratchnet.nn.container import ModuleDict, ModuleList, Sequential
 from scratchnet.nn.conv import Conv2d
@@ -34,8 +20,7 @@ from scratchnet.nn.padding import ZeroPad2d
 from scratchnet.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
-    "ELU",
-    "GELU",
+    *activation.__all__,
     "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BCELoss",
@@ -46,28 +31,17 @@ __all__ = [
     "CrossEntropyLoss",
     "Dropout",
     "Flatten",
-    "Hardswish",
     "Identity",
     "L1Loss",
-    "LeakyReLU",
     "Linear",
-    "LogSoftmax",
     "MSELoss",
     "MaxPool2d",
-    "Mish",
     "Module",
     "ModuleDict",
     "ModuleList",
     "NLLLoss",
     "Parameter",
-    "ReLU",
-    "ReLU6",
     "Sequential",
-    "SiLU",
-    "Sigmoid",
-    "Softmax",
-    "Softplus",
-    "Tanh",
     "ZeroPad2d",
     "functional",
     "init",

@@ -7,146 +7,130 @@ has no in-place activations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from scratchnet.nn.module import Module
 from scratchnet.ops import activation as ops
 from scratchnet.tensor import Tensor
 
+# One Module for each of the engine's activation Functions, under the same name, as in torch.
+__all__ = [name for name in ops.__all__ if not name.islower()]
 
-class ReLU(Module):
+
+class Activation(Module):
+    """The layer form of an activation: y = function(x, **options).
+
+    Each option is an attribute, as in torch (LeakyReLU(0.2).negative_slope == 0.2), so that
+    setting it changes what forward computes; extra_repr lists the options.
+    """
+
+    def __init__(self, function: Callable[..., Tensor], **options: Any) -> None:
+        super().__init__()
+        self.function = function
+        self.option_names = tuple(options)
+        for name, value in options.items():
+            setattr(self, name, value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.function(x, **{name: getattr(self, name) for name in self.option_names})
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name}={getattr(self, name)!r}" for name in self.option_names)
+
+
+class ReLU(Activation):
     """y = max(x, 0), elementwise, as torch.nn.ReLU."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.relu(x)
+    def __init__(self) -> None:
+        super().__init__(ops.relu)
 
 
-class Sigmoid(Module):
+class Sigmoid(Activation):
     """y = 1 / (1 + exp(-x)), elementwise, as torch.nn.Sigmoid."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.sigmoid(x)
+    def __init__(self) -> None:
+        super().__init__(ops.sigmoid)
 
 
-class Tanh(Module):
+class Tanh(Activation):
     """y = tanh(x), elementwise, as torch.nn.Tanh."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.tanh(x)
+    def __init__(self) -> None:
+        super().__init__(ops.tanh)
 
 
-class Softplus(Module):
+class Softplus(Activation):
     """y = log(1 + exp(beta * x)) / beta, and x where beta * x > threshold, as torch.nn.Softplus."""
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
-        super().__init__()
-        self.beta = beta
-        self.threshold = threshold
-
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.softplus(x, self.beta, self.threshold)
-
-    def extra_repr(self) -> str:
-        return f"beta={self.beta}, threshold={self.threshold}"
+        super().__init__(ops.softplus, beta=beta, threshold=threshold)
 
 
-class LeakyReLU(Module):
+class LeakyReLU(Activation):
     """y = x where x > 0, else negative_slope * x, as torch.nn.LeakyReLU."""
 
     def __init__(self, negative_slope: float = 0.01) -> None:
-        super().__init__()
-        self.negative_slope = negative_slope
-
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.leaky_relu(x, self.negative_slope)
-
-    def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        super().__init__(ops.leaky_relu, negative_slope=negative_slope)
 
 
-class ELU(Module):
+class ELU(Activation):
     """y = x where x > 0, else alpha * (exp(x) - 1), as torch.nn.ELU."""
 
     def __init__(self, alpha: float = 1.0) -> None:
-        super().__init__()
-        self.alpha = alpha
-
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.elu(x, self.alpha)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+        super().__init__(ops.elu, alpha=alpha)
 
 
-class GELU(Module):
+class GELU(Activation):
     """y = x * Phi(x) (approximate='none') or its tanh approximation, as torch.nn.GELU."""
 
     def __init__(self, approximate: str = "none") -> None:
-        super().__init__()
-        self.approximate = approximate
-
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.gelu(x, self.approximate)
-
-    def extra_repr(self) -> str:
-        return f"approximate={self.approximate!r}"
+        super().__init__(ops.gelu, approximate=approximate)
 
 
-class ReLU6(Module):
+class ReLU6(Activation):
     """y = min(max(x, 0), 6), as torch.nn.ReLU6."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.relu6(x)
+    def __init__(self) -> None:
+        super().__init__(ops.relu6)
 
 
-class Hardswish(Module):
+class Hardswish(Activation):
     """y = x * relu6(x + 3) / 6, as torch.nn.Hardswish."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.hardswish(x)
+    def __init__(self) -> None:
+        super().__init__(ops.hardswish)
 
 
-class SiLU(Module):
+class SiLU(Activation):
     """y = x * sigmoid(x), as torch.nn.SiLU."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.silu(x)
+    def __init__(self) -> None:
+        super().__init__(ops.silu)
 
 
-class Mish(Module):
+class Mish(Activation):
     """y = x * tanh(softplus(x)), as torch.nn.Mish."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.mish(x)
+    def __init__(self) -> None:
+        super().__init__(ops.mish)
 
 
-class Softmax(Module):
+class Softmax(Activation):
     """softmax along dim, as torch.nn.Softmax(dim).
 
     dim is required: torch's guess when it is left out (deprecated there) is not made here.
     """
 
     def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.softmax(x, self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+        super().__init__(ops.softmax, dim=dim)
 
 
-class LogSoftmax(Module):
+class LogSoftmax(Activation):
     """log(softmax) along dim, computed stably, as torch.nn.LogSoftmax(dim).
 
     dim is required, as for Softmax.
     """
 
     def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.log_softmax(x, self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+        super().__init__(ops.log_softmax, dim=dim)
