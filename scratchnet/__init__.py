@@ -10,26 +10,8 @@ from scratchnet.runtime import startup
 
 startup.apply()  # before anything else: every import-time effect, listed in runtime/startup.py
 
-from scratchnet import autograd, nn, ops, optim, viz  # noqa: E402
-from scratchnet.creation import (  # noqa: E402
-    arange,
-    empty,
-    empty_like,
-    eye,
-    full,
-    full_like,
-    linspace,
-    ones,
-    ones_like,
-    rand,
-    rand_like,
-    randint,
-    randint_like,
-    randn,
-    randn_like,
-    zeros,
-    zeros_like,
-)
+from scratchnet import autograd, creation, nn, ops, optim, viz  # noqa: E402
+from scratchnet.creation import *  # noqa: E402, F403 (the names: creation.__all__)
 from scratchnet.nn.init import manual_seed  # noqa: E402
 from scratchnet.ops.activation import (  # noqa: E402
     log_softmax,
@@ -105,30 +87,25 @@ uint8 = np.uint8
 bool = np.bool_
 
 __all__ = [
+    *creation.__all__,
     "Function",
     "Size",
     "Tensor",
     "__version__",
     "amax",
     "amin",
-    "arange",
     "argmax",
     "argmin",
     "autograd",
     "cat",
     "chunk",
     "clamp",
-    "empty",
-    "empty_like",
     "enable_grad",
     "eq",
     "equal",
-    "eye",
     "flatten",
     "float32",
     "float64",
-    "full",
-    "full_like",
     "gather",
     "ge",
     "gt",
@@ -136,7 +113,6 @@ __all__ = [
     "int64",
     "is_grad_enabled",
     "le",
-    "linspace",
     "log_softmax",
     "logsumexp",
     "lt",
@@ -148,18 +124,10 @@ __all__ = [
     "ne",
     "nn",
     "no_grad",
-    "ones",
-    "ones_like",
     "ops",
     "optim",
     "permute",
     "prod",
-    "rand",
-    "rand_like",
-    "randint",
-    "randint_like",
-    "randn",
-    "randn_like",
     "reference_mode",
     "reference_mode_enabled",
     "relu",
@@ -182,6 +150,4 @@ __all__ = [
     "var",
     "viz",
     "where",
-    "zeros",
-    "zeros_like",
 ]

@@ -227,43 +227,42 @@ def randint(
 # ---------------------------------------------------------------------------------------------
 
 
-def _like(x: Any) -> tuple[tuple[int, ...], np.dtype]:
+def _like(x: Any, dtype: Any) -> tuple[tuple[int, ...], Any]:
+    """x's shape, and dtype or else x's own dtype."""
     array = x.data if isinstance(x, Tensor) else np.asarray(x)
-    return array.shape, array.dtype
+    return array.shape, array.dtype if dtype is None else dtype
 
 
 def zeros_like(input: Any, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    shape, own = _like(input)
-    return zeros(shape, dtype=own if dtype is None else dtype, requires_grad=requires_grad)
+    shape, dtype = _like(input, dtype)
+    return zeros(shape, dtype=dtype, requires_grad=requires_grad)
 
 
 def ones_like(input: Any, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    shape, own = _like(input)
-    return ones(shape, dtype=own if dtype is None else dtype, requires_grad=requires_grad)
+    shape, dtype = _like(input, dtype)
+    return ones(shape, dtype=dtype, requires_grad=requires_grad)
 
 
 def empty_like(input: Any, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    shape, own = _like(input)
-    return empty(shape, dtype=own if dtype is None else dtype, requires_grad=requires_grad)
+    shape, dtype = _like(input, dtype)
+    return empty(shape, dtype=dtype, requires_grad=requires_grad)
 
 
 def full_like(
     input: Any, fill_value: Any, *, dtype: Any = None, requires_grad: bool = False
 ) -> Tensor:
-    shape, own = _like(input)
-    return full(
-        shape, fill_value, dtype=own if dtype is None else dtype, requires_grad=requires_grad
-    )
+    shape, dtype = _like(input, dtype)
+    return full(shape, fill_value, dtype=dtype, requires_grad=requires_grad)
 
 
 def rand_like(input: Any, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    shape, own = _like(input)
-    return rand(shape, dtype=own if dtype is None else dtype, requires_grad=requires_grad)
+    shape, dtype = _like(input, dtype)
+    return rand(shape, dtype=dtype, requires_grad=requires_grad)
 
 
 def randn_like(input: Any, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    shape, own = _like(input)
-    return randn(shape, dtype=own if dtype is None else dtype, requires_grad=requires_grad)
+    shape, dtype = _like(input, dtype)
+    return randn(shape, dtype=dtype, requires_grad=requires_grad)
 
 
 def randint_like(
@@ -275,9 +274,7 @@ def randint_like(
     requires_grad: bool = False,
 ) -> Tensor:
     """randint_like(x, high) or randint_like(x, low, high), with x's size and dtype."""
-    shape, own = _like(input)
+    shape, dtype = _like(input, dtype)
     if high is None:
         low, high = 0, low
-    return randint(
-        low, high, shape, dtype=own if dtype is None else dtype, requires_grad=requires_grad
-    )
+    return randint(low, high, shape, dtype=dtype, requires_grad=requires_grad)
