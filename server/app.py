@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -173,16 +173,6 @@ async def root(request: Request) -> Response:
     return JSONResponse(body, status, headers={"Vary": "Accept"})
 
 
-async def predict(request: Request) -> Response:
-    image, options = await _read_upload(request, explain=False)
-    return await _predict(request, image, options)
-
-
-async def explain(request: Request) -> Response:
-    image, options = await _read_upload(request, explain=True)
-    return await _predict(request, image, options, explain=True)
-
-
 async def _read_upload(request: Request, explain: bool) -> tuple[bytes, dict[str, Any]]:
     """The image and the options of a POST /predict or /explain multipart upload."""
     path = request.url.path
@@ -223,16 +213,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def predict_base64(request: Request) -> Response:
-    image, options = await _read_base64(request, explain=False)
-    return await _predict(request, image, options)
-
-
-async def explain_base64(request: Request) -> Response:
-    image, options = await _read_base64(request, explain=True)
-    return await _predict(request, image, options, explain=True)
-
-
 async def _read_base64(request: Request, explain: bool) -> tuple[bytes, dict[str, Any]]:
     """The image and the options of a POST /predict/base64 or /explain/base64 JSON body."""
     content_type = media_type(request)
@@ -259,6 +239,29 @@ async def _read_base64(request: Request, explain: bool) -> tuple[bytes, dict[str
     image = decode_base64_image(payload["image"])
     _check_model(request, options["model_type"])
     return image, options
+
+
+Reader = Callable[[Request, bool], Awaitable[tuple[bytes, dict[str, Any]]]]
+
+
+def _classify_with(read: Reader, explain: bool) -> Callable[[Request], Awaitable[Response]]:
+    """A POST handler that reads the image and options with `read`, then predicts or explains.
+
+    The four POST routes differ only in these two choices: how the body is read and what is
+    answered.
+    """
+
+    async def endpoint(request: Request) -> Response:
+        image, options = await read(request, explain)
+        return await _predict(request, image, options, explain)
+
+    return endpoint
+
+
+predict = _classify_with(_read_upload, explain=False)
+explain = _classify_with(_read_upload, explain=True)
+predict_base64 = _classify_with(_read_base64, explain=False)
+explain_base64 = _classify_with(_read_base64, explain=True)
 
 
 async def list_models(request: Request) -> Response:
