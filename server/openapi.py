@@ -27,6 +27,10 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": _json(_ref("Error"))}
 
 
+def _multipart(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"multipart/form-data": {"schema": schema}}
+
+
 def _html(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
 
@@ -476,6 +480,28 @@ def _explain_200() -> dict[str, Any]:
     }
 
 
+def _image_post(
+    operation_id: str,
+    summary: str,
+    description: str,
+    content: dict[str, Any],
+    ok: dict[str, Any],
+    query: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A POST path item that takes an image in a body of `content` and answers `ok` (200) or
+    one of _PREDICT_ERRORS; an upload's options in `query` may come as query parameters."""
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "description": description,
+        "operationId": operation_id,
+    }
+    if query is not None:
+        operation["parameters"] = [_form_fallback_query(name) for name in query]
+    operation["requestBody"] = {"required": True, "content": content}
+    operation["responses"] = {"200": ok, **_PREDICT_ERRORS}
+    return {"post": operation}
+
+
 def build_openapi(config: ServerConfig | None = None) -> dict[str, Any]:
     limit = config.max_upload_bytes if config else None
     limit_text = f" Bodies over {limit} bytes are rejected with 413." if limit else ""
@@ -512,67 +538,38 @@ def build_openapi(config: ServerConfig | None = None) -> dict[str, Any]:
                 "responses": health_responses,
             }
         },
-        "/predict": {
-            "post": {
-                "summary": "Classify an uploaded image",
-                "description": (
-                    "Multipart upload in field `file`. model_type, top_k and preview may be form "
-                    "fields or query parameters; a form field wins over a query parameter."
-                    + limit_text
-                ),
-                "operationId": "predict",
-                "parameters": [_form_fallback_query(name) for name in PREDICT_OPTIONS],
-                "requestBody": {
-                    "required": True,
-                    "content": {"multipart/form-data": {"schema": _ref("PredictUpload")}},
-                },
-                "responses": {"200": _predict_200(), **_PREDICT_ERRORS},
-            }
-        },
-        "/predict/base64": {
-            "post": {
-                "summary": "Classify a base64-encoded image",
-                "operationId": "predictBase64",
-                "description": "The image as base64 or a data: URL, in a JSON body." + limit_text,
-                "requestBody": {
-                    "required": True,
-                    "content": _json(_ref("PredictBase64Request")),
-                },
-                "responses": {"200": _predict_200(), **_PREDICT_ERRORS},
-            }
-        },
-        "/explain": {
-            "post": {
-                "summary": "Classify an uploaded image and show what the model computed",
-                "description": (
-                    "The same upload as /predict, plus classes and encoding. The answer adds the "
-                    "input, the saliency maps, the activations and the filters or templates."
-                    + limit_text
-                ),
-                "operationId": "explain",
-                "parameters": [
-                    _form_fallback_query(name) for name in {**PREDICT_OPTIONS, **EXPLAIN_OPTIONS}
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {"multipart/form-data": {"schema": _ref("ExplainUpload")}},
-                },
-                "responses": {"200": _explain_200(), **_PREDICT_ERRORS},
-            }
-        },
-        "/explain/base64": {
-            "post": {
-                "summary": "Explain a base64-encoded image",
-                "operationId": "explainBase64",
-                "description": "The same JSON as /predict/base64, plus classes and encoding."
-                + limit_text,
-                "requestBody": {
-                    "required": True,
-                    "content": _json(_ref("ExplainBase64Request")),
-                },
-                "responses": {"200": _explain_200(), **_PREDICT_ERRORS},
-            }
-        },
+        "/predict": _image_post(
+            "predict",
+            "Classify an uploaded image",
+            "Multipart upload in field `file`. model_type, top_k and preview may be form fields "
+            "or query parameters; a form field wins over a query parameter." + limit_text,
+            _multipart(_ref("PredictUpload")),
+            _predict_200(),
+            query=PREDICT_OPTIONS,
+        ),
+        "/predict/base64": _image_post(
+            "predictBase64",
+            "Classify a base64-encoded image",
+            "The image as base64 or a data: URL, in a JSON body." + limit_text,
+            _json(_ref("PredictBase64Request")),
+            _predict_200(),
+        ),
+        "/explain": _image_post(
+            "explain",
+            "Classify an uploaded image and show what the model computed",
+            "The same upload as /predict, plus classes and encoding. The answer adds the input, "
+            "the saliency maps, the activations and the filters or templates." + limit_text,
+            _multipart(_ref("ExplainUpload")),
+            _explain_200(),
+            query={**PREDICT_OPTIONS, **EXPLAIN_OPTIONS},
+        ),
+        "/explain/base64": _image_post(
+            "explainBase64",
+            "Explain a base64-encoded image",
+            "The same JSON as /predict/base64, plus classes and encoding." + limit_text,
+            _json(_ref("ExplainBase64Request")),
+            _explain_200(),
+        ),
         "/models": {
             "get": {
                 "summary": "Every known model, loaded or not",
