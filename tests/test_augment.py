@@ -1,4 +1,5 @@
-"""Random affine augmentation: the Numba kernel against its NumPy oracle and exact transforms."""
+"""Augmentation: the Numba kernels (affine warp, grey morphology, displacement warp) against
+their NumPy oracles, exact transforms, and the robust recipe."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ import pytest
 
 from scratchnet.mnist.augment import (
     RandomAffine,
+    RobustAugment,
+    blur_matrices,
+    elastic_fields,
+    grey_morphology,
+    grey_morphology_reference,
     inverse_affine_matrices,
+    low_resolution_matrices,
     random_affine,
+    separable,
     warp_affine,
     warp_affine_reference,
+    warp_displacement,
+    warp_displacement_reference,
 )
 from scratchnet.mnist.data import DataLoader, normalize
 
@@ -208,3 +218,184 @@ def test_augmentation_changes_between_epochs() -> None:
     loader.set_epoch(0)
     np.testing.assert_array_equal(next(iter(loader))[0], first)
     assert not np.array_equal(first, normalize(images))
+
+
+# --------------------------------------------------------------------------------------------
+# Stroke width: grey morphology
+# --------------------------------------------------------------------------------------------
+
+MORPHOLOGY = [grey_morphology, grey_morphology_reference]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_morphology_kernel_matches_reference(dtype: type) -> None:
+    images = digit_like(24, 28, 28).astype(dtype)
+    radii = np.random.default_rng(2).uniform(-2.5, 2.5, 24)
+    radii[:3] = (0.0, 1.0, -2.0)  # whole radii: one disk, no blend
+    fast = grey_morphology(images, radii)
+    np.testing.assert_allclose(fast, grey_morphology_reference(images, radii), atol=1e-9)
+    rectangular = digit_like(3, 9, 14).astype(dtype)
+    np.testing.assert_allclose(
+        grey_morphology(rectangular, radii[:3]),
+        grey_morphology_reference(rectangular, radii[:3]),
+        atol=1e-9,
+    )
+
+
+@pytest.mark.parametrize("morph", MORPHOLOGY)
+def test_dilation_and_erosion_by_the_unit_disk(morph) -> None:
+    dot = np.zeros((1, 7, 7), np.uint8)
+    dot[0, 3, 3] = 200
+    cross = np.zeros((7, 7))
+    cross[3, 2:5] = cross[2:5, 3] = 200
+    np.testing.assert_array_equal(morph(dot, np.array([1.0]))[0], cross)
+    np.testing.assert_array_equal(morph(dot, np.array([0.0]))[0], dot[0])
+
+    square = np.zeros((1, 7, 7), np.uint8)
+    square[0, 2:5, 2:5] = 100
+    eroded = np.zeros((7, 7))
+    eroded[3, 3] = 100  # only the centre has its whole cross inside the square
+    np.testing.assert_array_equal(morph(square, np.array([-1.0]))[0], eroded)
+    # The border counts as background: ink touching it erodes from that side too.
+    full = np.full((1, 5, 5), 50, np.uint8)
+    assert morph(full, np.array([-1.0]))[0, 0].max() == 0
+
+
+@pytest.mark.parametrize("morph", MORPHOLOGY)
+def test_fractional_radius_blends_the_two_disks(morph) -> None:
+    images = digit_like(2)
+    one, two = morph(images, np.ones(2)), morph(images, np.full(2, 2.0))
+    np.testing.assert_allclose(morph(images, np.full(2, 1.25)), 0.75 * one + 0.25 * two)
+    assert np.all(two >= one) and np.all(one >= images)
+
+
+def test_dilation_widens_mnist_strokes(mnist) -> None:
+    images = mnist.train_images[:50]
+    ink = images.astype(np.float64).sum(axis=(1, 2))
+    thick = grey_morphology(images, np.full(50, 1.5)).sum(axis=(1, 2))
+    thin = grey_morphology(images, np.full(50, -0.5)).sum(axis=(1, 2))
+    assert np.all(thick > 1.5 * ink) and np.all(thin < 0.8 * ink)
+
+
+# --------------------------------------------------------------------------------------------
+# Elastic distortion
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_displacement_kernel_matches_reference(dtype: type) -> None:
+    images = digit_like(16).astype(dtype)
+    rows, cols = elastic_fields(16, 28, 28, np.full(16, 34.0), np.random.default_rng(4), 4.0)
+    fast = warp_displacement(images, rows, cols)
+    np.testing.assert_allclose(fast, warp_displacement_reference(images, rows, cols), atol=1e-9)
+    assert np.abs(fast - images).mean() > 5
+
+
+@pytest.mark.parametrize("warp", [warp_displacement, warp_displacement_reference])
+def test_constant_displacement_shifts(warp) -> None:
+    images = digit_like(2, 9, 11)
+    zero = np.zeros(images.shape)
+    np.testing.assert_array_equal(warp(images, zero, zero), images)
+    # out[y, x] = in[y - 1, x + 2]: the picture moves down one and left two
+    expected = np.zeros(images.shape)
+    expected[:, 1:, :-2] = images[:, :-1, 2:]
+    np.testing.assert_array_equal(warp(images, zero - 1, zero + 2), expected)
+    # half a pixel across averages the two neighbours
+    np.testing.assert_allclose(
+        warp(images, zero, zero + 0.5)[:, :, :-1],
+        (images[:, :, :-1].astype(float) + images[:, :, 1:]) / 2,
+    )
+
+
+def test_elastic_fields_are_smooth_seeded_and_scale_with_alpha() -> None:
+    alphas = np.array([0.0, 8.0, 34.0])
+    rows, cols = elastic_fields(3, 28, 28, alphas, np.random.default_rng(5), 4.0)
+    again, _ = elastic_fields(3, 28, 28, alphas, np.random.default_rng(5), 4.0)
+    np.testing.assert_array_equal(rows, again)
+    assert rows.shape == cols.shape == (3, 28, 28)
+    assert not rows[0].any() and not cols[0].any()
+    # Smooth: a neighbour differs by far less than the field varies over the image.
+    step = np.abs(np.diff(rows[2], axis=1)).mean()
+    assert step < 0.2 * rows[2].std()
+    # A smoothed uniform(-1, 1) field of sigma 4 has a spread of about 0.1: alpha 34, about 3 px.
+    assert 1.0 < np.abs(rows[2]).max() < 10.0
+    assert np.abs(cols[2]).mean() > np.abs(cols[1]).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# Blur and low resolution
+# --------------------------------------------------------------------------------------------
+
+
+def test_blur_keeps_ink_and_softens_peaks() -> None:
+    images = np.zeros((2, 28, 28), np.uint8)
+    images[:, 10:18, 13:15] = 255
+    out = separable(images, blur_matrices(28, np.array([1.0, 2.0])))
+    # Rows of the matrices sum to 1 (edges renormalised): ink is kept up to what leaves the
+    # image, and this bar is far from the edges.
+    np.testing.assert_allclose(out.sum(axis=(1, 2)), images.sum(axis=(1, 2)), rtol=1e-3)
+    assert 0 < out[1].max() < out[0].max() < 255
+    # A symmetric kernel: the blurred bar stays centred between columns 13 and 14.
+    np.testing.assert_allclose(out[0, :, :14], out[0, :, 14:][:, ::-1], atol=1e-9)
+
+
+def test_low_resolution_matrices() -> None:
+    matrices = low_resolution_matrices(28, np.array([28, 14, 8, 7]))
+    np.testing.assert_allclose(matrices[0], np.eye(28), atol=1e-12)  # full size: unchanged
+    np.testing.assert_allclose(matrices.sum(axis=2), 1.0)  # flat paper stays flat
+    for matrix, side in zip(matrices[1:], (14, 8, 7)):
+        assert np.linalg.matrix_rank(matrix) == side  # only `side` pixels of detail survive
+    # 28 -> 14 -> 28: the inside of a uniform patch, aligned with the 2x2 cells, comes back
+    # as it was; bilinear upsampling softens its edges.
+    images = np.zeros((1, 28, 28))
+    images[0, 8:16, 8:16] = 100.0
+    out = separable(images, matrices[1:2])
+    assert out[0, 11, 11] == pytest.approx(100.0) and out[0, 20, 20] == 0.0
+    assert out[0, 8, 8] == pytest.approx(100.0 * 0.75 * 0.75)
+
+
+# --------------------------------------------------------------------------------------------
+# The robust recipe
+# --------------------------------------------------------------------------------------------
+
+
+def test_robust_augment_is_seeded_and_keeps_shape_and_dtype(mnist) -> None:
+    images = mnist.train_images[:64]
+    augment = RobustAugment(affine=RandomAffine())
+    first = augment(images, np.random.default_rng(0))
+    np.testing.assert_array_equal(first, augment(images, np.random.default_rng(0)))
+    assert first.dtype == np.uint8 and first.shape == images.shape
+    assert not np.array_equal(first, augment(images, np.random.default_rng(1)))
+    stacked = augment(images[:, None], np.random.default_rng(0))
+    np.testing.assert_array_equal(stacked[:, 0], first)
+    assert "RandomAffine" in repr(augment)
+
+
+def test_robust_augment_without_steps_is_identity(mnist) -> None:
+    images = mnist.train_images[:16]
+    np.testing.assert_array_equal(RobustAugment(p=0.0)(images, np.random.default_rng(0)), images)
+
+
+def test_each_robust_step_changes_the_digits(mnist) -> None:
+    images = mnist.train_images[:32]
+    rng = np.random.default_rng(0)
+    ink = images.astype(np.float64).sum(axis=(1, 2))
+    thick = RobustAugment(p=1.0, max_alpha=0, max_erode=-1.0, max_sigma=0.5, min_side=14)
+    # every step on; elastic of alpha 0, dilation of 1 to 2 px, the lightest blur, 14x14
+    out = thick(images, rng).astype(np.float64)
+    assert np.all(out.sum(axis=(1, 2)) > 1.3 * ink)
+    assert (out >= 250).sum() < (images >= 250).sum()  # softened by blur and 14x14
+    # Two recipes that differ only in alpha draw the same numbers: the difference is elastic's.
+    still = RobustAugment(p=1.0, max_alpha=0.0)(images, np.random.default_rng(1))
+    moved = RobustAugment(p=1.0, max_alpha=34.0)(images, np.random.default_rng(1))
+    assert np.abs(moved.astype(np.float64) - still).mean() > 5
+
+
+def test_robust_augment_in_data_loader(mnist) -> None:
+    images, labels = mnist.train_images[:40], mnist.train_labels[:40]
+    loader = DataLoader(images, labels, batch_size=16, seed=1, augment=RobustAugment(p=0.5))
+    again = DataLoader(images, labels, batch_size=16, seed=1, augment=RobustAugment(p=0.5))
+    for (x, y), (x2, y2) in zip(loader, again):
+        assert x.dtype == np.float32 and x.shape == (len(y), 1, 28, 28)
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)

@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"random rotation/scale/translation of training images [{_recipe_help('augment')}]",
     )
+    parser.add_argument(
+        "--augment-extra",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also random stroke width, elastic distortion, blur and low resolution "
+        f"(augment.RobustAugment) [{_recipe_help('augment_extra')}]",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     parser.add_argument(
         "--data-dir",

@@ -40,7 +40,7 @@ from scratchnet.checkpoint import (
     save_checkpoint,
 )
 from scratchnet.mnist import inference
-from scratchnet.mnist.augment import RandomAffine
+from scratchnet.mnist.augment import RandomAffine, RobustAugment
 from scratchnet.mnist.data import DataLoader, load_mnist, normalize, train_val_split
 from scratchnet.mnist.models import MODELS, build_model
 from scratchnet.mnist.report import (
@@ -68,6 +68,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "weight_decay": 0.0,
         "dropout": 0.0,
         "augment": False,
+        "augment_extra": False,
     },
     "cnn": {
         "epochs": 15,
@@ -78,6 +79,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "weight_decay": 5e-4,
         "dropout": 0.1,
         "augment": True,
+        "augment_extra": False,
     },
 }
 
@@ -93,6 +95,9 @@ class TrainConfig:
     weight_decay: float
     dropout: float
     augment: bool
+    # Stroke width, elastic, blur and low resolution on top (RobustAugment); configs written
+    # before it existed read as False.
+    augment_extra: bool = False
     momentum: float = 0.9  # SGD's only: the Adam recipes have none
     seed: int = 0
     val_size: int = 6000
@@ -197,6 +202,17 @@ SCRATCHNET = Framework(
     get_rng_state=lambda: init.get_rng().bit_generator.state,
     set_rng_state=_set_scratchnet_rng_state,
 )
+
+
+def make_augment(
+    cfg: TrainConfig,
+) -> Callable[[np.ndarray, np.random.Generator], np.ndarray] | None:
+    """The loader's augmentation: the affine warp (augment), the robust extras (augment_extra),
+    both, or none."""
+    affine = RandomAffine() if cfg.augment else None
+    if cfg.augment_extra:
+        return RobustAugment(affine=affine)
+    return affine
 
 
 def make_optimizer(cfg: TrainConfig, params: list, framework: Framework = SCRATCHNET) -> Any:
@@ -560,7 +576,7 @@ def train(
         cfg.batch_size,
         shuffle=True,
         seed=cfg.seed,
-        augment=RandomAffine() if cfg.augment else None,
+        augment=make_augment(cfg),
     )
     optimizer = make_optimizer(cfg, list(model.parameters()), fw)
     scheduler = make_scheduler(cfg, optimizer, len(loader), fw)
