@@ -17,13 +17,17 @@ from scratchnet.autograd import FULL_CHECK_LIMIT, GradcheckError, gradcheck, gra
 rng = np.random.default_rng(5)
 
 
-class WrongSquare(Function):
-    """y = x**2 with a backward that is wrong at one element: the check must find it."""
+class Square(Function):
+    """y = x**2; the subclasses below give it wrong backwards."""
 
     @staticmethod
     def forward(ctx, x):
         ctx.x = x
         return x**2
+
+
+class WrongSquare(Square):
+    """A backward that is wrong at one element: the check must find it."""
 
     @staticmethod
     def backward(ctx, dy):
@@ -32,13 +36,8 @@ class WrongSquare(Function):
         return dx
 
 
-class ScaledSquare(Function):
-    """y = x**2 with a backward off by a factor: wrong everywhere."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.x = x
-        return x**2
+class ScaledSquare(Square):
+    """A backward off by a factor: wrong everywhere."""
 
     @staticmethod
     def backward(ctx, dy):
