@@ -1,4 +1,4 @@
-"""The tests' gradient-error measurements: thin calls of scratchnet.autograd, plus ErrorLog.
+"""The tests' gradient checks: thin calls of scratchnet.autograd, plus ErrorLog and away_from.
 
 The checks themselves are public (scratchnet/autograd.py): `sn.autograd.gradcheck` passes or
 fails with torch's tolerances, `gradient_error` measures. These two names keep the older
@@ -19,7 +19,7 @@ import numpy as np
 from scratchnet import Tensor
 from scratchnet.autograd import gradient_error, relative_error
 
-__all__ = ["ErrorLog", "gradcheck", "relative_error", "vjp_check"]
+__all__ = ["ErrorLog", "away_from", "gradcheck", "relative_error", "vjp_check"]
 
 
 def gradcheck(
@@ -38,6 +38,15 @@ def vjp_check(
 ) -> float:
     """The largest relative error of the directional check, over the inputs and directions."""
     return gradient_error(fn, arrays, eps, fast_mode=True, directions=directions, seed=seed)
+
+
+def away_from(x: np.ndarray, *kinks: float, gap: float = 0.05) -> np.ndarray:
+    """x with every value within gap of a kink pushed 2 * gap away from it (no step crosses it)."""
+    x = np.array(x, dtype=np.float64)
+    for kink in kinks:
+        near = np.abs(x - kink) < gap
+        x[near] = kink + 2 * gap * np.where(x[near] >= kink, 1, -1)
+    return x
 
 
 class ErrorLog:

@@ -15,18 +15,9 @@ import scratchnet as sn
 import scratchnet.nn.functional as F
 from scratchnet import Tensor, nn
 from scratchnet.kernels import activation as kernels
-from tests.gradcheck import ErrorLog, gradcheck, vjp_check
+from tests.gradcheck import ErrorLog, away_from, gradcheck, vjp_check
 
 rng = np.random.default_rng(13)
-
-
-def away_from(x, *kinks, gap=0.05):
-    """x with every value within gap of a kink pushed 2 * gap away from it (no step crosses it)."""
-    x = np.array(x, dtype=np.float64)
-    for kink in kinks:
-        near = np.abs(x - kink) < gap
-        x[near] = kink + 2 * gap * np.where(x[near] >= kink, 1, -1)
-    return x
 
 
 def wide(shape, scale=3.0, kinks=()):

@@ -12,7 +12,7 @@ import pytest
 import scratchnet.nn.functional as F
 from scratchnet import Tensor
 from scratchnet import ops as sn_ops
-from tests.gradcheck import ErrorLog, gradcheck, vjp_check
+from tests.gradcheck import ErrorLog, away_from, gradcheck, vjp_check
 
 rng = np.random.default_rng(42)
 
@@ -21,15 +21,6 @@ def away_from_zero(shape, low=0.1):
     """Values with |x| >= low, so that ReLU's kink at 0 is never inside a difference step."""
     x = rng.uniform(low, 1.0, shape)
     return x * rng.choice([-1.0, 1.0], shape)
-
-
-def away_from(x, *kinks, gap=0.05):
-    """x with every value within gap of a kink pushed 2 * gap away from it (no step crosses it)."""
-    x = np.array(x, dtype=np.float64)
-    for kink in kinks:
-        near = np.abs(x - kink) < gap
-        x[near] = kink + 2 * gap * np.where(x[near] >= kink, 1, -1)
-    return x
 
 
 CONDITION = np.array([True, False, False, True])  # broadcasts against (3, 4) and (4,)
