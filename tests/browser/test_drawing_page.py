@@ -40,6 +40,14 @@ ZERO = [
 DIGITS = {"1": ONE, "7": SEVEN, "0": ZERO}
 PREDICT_PATH = "/predict/base64"
 NO_VALUE = "\u2013"  # the en dash the page shows when it has no answer
+# new_page's options for a phone; without motion, so that screenshots show the bars at rest.
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "reduced_motion": "reduce",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,6 +136,17 @@ def wait_for_result(page: Any, timeout: float = 10_000) -> None:
     page.wait_for_selector(
         "[data-testid=result][data-status=done]", state="attached", timeout=timeout
     )
+
+
+def themed_page_with_a_seven(new_page: Any, base: str, scheme: str, height: int) -> Any:
+    """A 1280-wide page in colour scheme `scheme`, without motion, showing a drawn 7's result."""
+    page = new_page(
+        color_scheme=scheme, viewport={"width": 1280, "height": height}, reduced_motion="reduce"
+    )
+    open_page(page, base)
+    draw(page, SEVEN)
+    wait_for_result(page)
+    return page
 
 
 def prediction(page: Any) -> str:
@@ -448,14 +467,7 @@ CONTRAST_JS = """
 
 
 def test_touch_drawing_on_a_phone(server, new_page, artifacts: Path):
-    page = new_page(
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        reduced_motion="reduce",  # the screenshot shows the bars at rest
-    )
-    open_page(page, server.url)
+    page = open_page(new_page(**PHONE), server.url)
     # Crisp on HiDPI: the backing store has devicePixelRatio times the CSS pixels.
     width, css_width = page.evaluate(
         "() => { const c = document.querySelector('[data-testid=canvas]');"
@@ -487,12 +499,7 @@ def test_touch_drawing_on_a_phone(server, new_page, artifacts: Path):
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_screenshot_and_text_contrast(server, new_page, artifacts: Path, scheme):
     """A screenshot per theme for the record, and WCAG AA contrast of the page's text in it."""
-    page = new_page(
-        color_scheme=scheme, viewport={"width": 1280, "height": 860}, reduced_motion="reduce"
-    )
-    open_page(page, server.url)
-    draw(page, SEVEN)
-    wait_for_result(page)
+    page = themed_page_with_a_seven(new_page, server.url, scheme, height=860)
     page.wait_for_function("() => document.querySelector('[data-testid=preview]').complete")
     name = "drawing-page.png" if scheme == "light" else "drawing-page-dark.png"
     page.screenshot(path=str(artifacts / name), full_page=True)

@@ -18,10 +18,12 @@ import pytest
 from tests.browser.test_drawing_page import (
     CONTRAST_JS,
     ONE,
+    PHONE,
     SEVEN,
     ZERO,
     draw,
     open_page,
+    themed_page_with_a_seven,
     touch_draw,
     wait_for_result,
 )
@@ -247,14 +249,7 @@ def test_the_view_is_reachable_with_the_tab_key(server, new_page):
 
 
 def test_the_view_on_a_phone(server, new_page, artifacts: Path):
-    page = new_page(
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        reduced_motion="reduce",
-    )
-    open_page(page, server.url)
+    page = open_page(new_page(**PHONE), server.url)
     touch_draw(page, SEVEN)
     wait_for_explanation(page)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
@@ -270,12 +265,7 @@ def test_the_view_on_a_phone(server, new_page, artifacts: Path):
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_screenshot_of_the_view(server, new_page, artifacts: Path, scheme):
     """The view in each theme: its zero colour is the card's, and its text keeps AA contrast."""
-    page = new_page(
-        color_scheme=scheme, viewport={"width": 1280, "height": 900}, reduced_motion="reduce"
-    )
-    open_page(page, server.url)
-    draw(page, SEVEN)
-    wait_for_result(page)
+    page = themed_page_with_a_seven(new_page, server.url, scheme, height=900)
     wait_for_explanation(page)
     maps = page.get_by_test_id("feature-maps")
     maps.locator(".fmap[data-layer=block1][data-channel='3']").click()
