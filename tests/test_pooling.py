@@ -123,17 +123,6 @@ def test_max_pool_module_defaults_and_repr():
     )
 
 
-def test_max_pool_errors():
-    with pytest.raises(ValueError, match=r"MaxPool2d expects a 4-D input \(N, C, H, W\), got 2-D"):
-        nn.MaxPool2d(2)(Tensor(np.zeros((4, 4))))
-    with pytest.raises(ValueError, match="padding must be between 0 and half the kernel size"):
-        F.max_pool2d(Tensor(np.zeros((1, 1, 6, 6))), 2, padding=2)
-    with pytest.raises(ValueError, match=r"max_pool2d: output size \(0, 2\) is too small"):
-        F.max_pool2d(Tensor(np.zeros((1, 1, 2, 6))), 3, stride=2, padding=0)
-    with pytest.raises(ValueError, match="kernel_size and stride must be at least 1"):
-        F.max_pool2d(Tensor(np.zeros((1, 1, 4, 4))), 2, stride=0)
-
-
 # ---------------------------------------------------------------------------------------------
 # average pooling
 # ---------------------------------------------------------------------------------------------
@@ -253,15 +242,29 @@ def test_avg_pool_module_defaults_and_repr():
     np.testing.assert_array_equal(module(x).data, expected.data)
 
 
-def test_avg_pool_errors():
-    with pytest.raises(ValueError, match=r"AvgPool2d expects a 4-D input \(N, C, H, W\), got 2-D"):
-        nn.AvgPool2d(2)(Tensor(np.zeros((4, 4))))
-    with pytest.raises(ValueError, match="avg_pool2d: padding must be between 0 and half"):
-        F.avg_pool2d(Tensor(np.zeros((1, 1, 6, 6))), 2, padding=2)
-    with pytest.raises(ValueError, match=r"avg_pool2d: output size \(0, 2\) is too small"):
-        F.avg_pool2d(Tensor(np.zeros((1, 1, 2, 6))), 3, stride=2)
-    with pytest.raises(ValueError, match="kernel_size and stride must be at least 1"):
-        F.avg_pool2d(Tensor(np.zeros((1, 1, 4, 4))), 2, stride=0)
+MAX_AND_AVG = [
+    ("max_pool2d", F.max_pool2d, nn.MaxPool2d),
+    ("avg_pool2d", F.avg_pool2d, nn.AvgPool2d),
+]
+
+
+@pytest.mark.parametrize("name, pool, module", MAX_AND_AVG, ids=["max", "avg"])
+def test_max_and_avg_pool_errors(name, pool, module):
+    with pytest.raises(
+        ValueError, match=rf"{module.__name__} expects a 4-D input \(N, C, H, W\), got 2-D"
+    ):
+        module(2)(Tensor(np.zeros((4, 4))))
+    with pytest.raises(
+        ValueError, match=f"{name}: padding must be between 0 and half the kernel size"
+    ):
+        pool(Tensor(np.zeros((1, 1, 6, 6))), 2, padding=2)
+    with pytest.raises(ValueError, match=rf"{name}: output size \(0, 2\) is too small"):
+        pool(Tensor(np.zeros((1, 1, 2, 6))), 3, stride=2, padding=0)
+    with pytest.raises(ValueError, match=f"{name}: kernel_size and stride must be at least 1"):
+        pool(Tensor(np.zeros((1, 1, 4, 4))), 2, stride=0)
+
+
+def test_avg_pool_divisor_override_must_not_be_zero():
     with pytest.raises(ValueError, match="avg_pool2d: divisor_override must not be zero"):
         F.avg_pool2d(Tensor(np.zeros((1, 1, 4, 4))), 2, divisor_override=0)
 
