@@ -250,6 +250,8 @@ def test_image_that_is_not_a_regular_file_is_refused_not_waited_on(
     assert "7 (confidence" in result.stdout  # the other image is still classified
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_json_is_valid_even_when_the_model_overflows(capsys, checkpoint, images, tmp_path):
     from scratchnet.mnist.models import LinearClassifier
 
