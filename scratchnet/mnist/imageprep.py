@@ -24,9 +24,11 @@ the final resize. Only MNIST's thinnest few percent reach that path, and it leav
 accuracy on them unchanged; on thin-brush drawings it is what makes them readable.
 
 The other way round, strokes wider than MAX_STROKE, 3.5 px, are eroded with a min filter to
-that width: loops that were nearly closed open again. A fat marker or a 3x dilated digit gives
-5 to 8 px; 11% of MNIST's test digits are over 3.5 px, and thinning them costs the bundled
-models nothing on the robustness table's untransformed row (3.0 px, tried, does).
+that width, after a cut of their ink fainter than THICK_CUT (a loop thickened at low
+resolution fills with such grey): loops that were nearly closed open again. A fat marker or a
+3x dilated digit gives 5 to 8 px; 11% of MNIST's test digits are over 3.5 px, and thinning
+them costs the bundled models nothing on the robustness table's untransformed row (3.0 px,
+tried, does).
 
 A blurred or low-resolution picture has soft ink: after stretching, the median ink pixel of an
 MNIST digit is 0.91 (5th percentile 0.74), of a digit blurred by sigma 1.5 only 0.55; 2% of
@@ -64,6 +66,7 @@ MIN_STROKE = 1.6  # strokes thinner than this (px, at 28x28 scale) are thickened
 TARGET_STROKE = 2.3  # ... to this width, MNIST's median
 MAX_STROKE = 3.5  # strokes wider than this are thinned to it
 SOFT_INK = 0.7  # ink whose median pixel is fainter than this (blurred) is sharpened
+THICK_CUT = 0.5  # thick sharp strokes lose their ink fainter than this before thinning
 _WORK_SCALE = 4  # thickening and thinning run at 4x the output resolution (80 px)
 
 _OPAQUE = 0.5  # alpha above which a pixel counts as painted
@@ -305,7 +308,7 @@ def prepare_image(
 
     digit = _crop_to_ink(ink)
     if restore:
-        digit = _normalise_stroke_width(_sharpen_soft_ink(digit))
+        digit = _restore_strokes(digit)
     digit = _resize_longer_side(digit, DIGIT_BOX)
     peak = float(digit.max())
     if not peak > 0:  # specks that vanish when shrunk
@@ -358,13 +361,30 @@ def stroke_width(mask: np.ndarray) -> float:
     return float(2 * area / perimeter)
 
 
-def _sharpen_soft_ink(digit: np.ndarray) -> np.ndarray:
-    """Levels for blurred ink: its median pixel becomes full ink (see the module docstring)."""
+def _restore_strokes(digit: np.ndarray) -> np.ndarray:
+    """Soft ink sharpened, or thick strokes' grey fringe cut; then the width normalised.
+
+    Soft ink (median under SOFT_INK: blurred, low resolution) gets levels that map its median
+    to full ink. Sharp strokes wider than MAX_STROKE get levels from THICK_CUT to 1 instead:
+    thickened at low resolution, a loop fills with grey ink fainter than the strokes, and
+    cutting it reopens the loop before the erosion.
+    """
     median = float(np.median(digit[digit > 0]))
-    if median >= SOFT_INK:
-        return digit
-    levelled = (digit - NOISE_FLOOR) / max(median - NOISE_FLOOR, 1e-6)
-    return np.clip(levelled, 0.0, 1.0).astype(np.float32)
+    if median < SOFT_INK:
+        digit = _levels(digit, NOISE_FLOOR, median)
+    elif _stroke_width_out(digit) > MAX_STROKE:
+        digit = _crop_to_ink(_levels(digit, THICK_CUT, 1.0))
+    return _normalise_stroke_width(digit)
+
+
+def _levels(digit: np.ndarray, low: float, high: float) -> np.ndarray:
+    """v' = clip((v - low) / (high - low), 0, 1)."""
+    return np.clip((digit - low) / max(high - low, 1e-6), 0.0, 1.0).astype(np.float32)
+
+
+def _stroke_width_out(digit: np.ndarray) -> float:
+    """The strokes' width in the output, once the longer side is scaled to DIGIT_BOX px."""
+    return stroke_width(digit >= 0.5) * DIGIT_BOX / max(digit.shape)
 
 
 def _normalise_stroke_width(digit: np.ndarray) -> np.ndarray:
@@ -377,8 +397,7 @@ def _normalise_stroke_width(digit: np.ndarray) -> np.ndarray:
     that it is fast even on a huge canvas and fine-grained (2 px there is half a pixel in the
     output); its result is cropped again so that the whole digit still fits the 20 px box.
     """
-    long_side = max(digit.shape)
-    width_out = stroke_width(digit >= 0.5) * DIGIT_BOX / long_side
+    width_out = _stroke_width_out(digit)
     if MIN_STROKE <= width_out <= MAX_STROKE:
         return digit
 
