@@ -312,17 +312,16 @@ def test_thick_strokes_are_thinned(digit, reference):
 
 
 @pytest.mark.parametrize("digit", sorted(DIGITS))
-def test_blurred_ink_is_sharpened(digit, reference):
-    blurred = draw_digit(digit).filter(ImageFilter.GaussianBlur(18))  # sigma 1.6 px at 28x28
+def test_blurred_strokes_are_not_thinned(digit):
+    """Blur makes strokes measure wide; eroding them would lose the digit."""
+    blurred = draw_digit(digit, box=(70, 50, 180), width=40).filter(ImageFilter.GaussianBlur(24))
     as_given = prepare_image(blurred, restore=False)
-    sharpened = prepare_image(blurred)
-    assert_mnist_like(sharpened)
+    assert stroke_width(as_given >= 0.5) > 3.5  # as wide as strokes that get thinned
+    np.testing.assert_array_equal(prepare_image(blurred), as_given)
 
-    def median_ink(img: np.ndarray) -> float:
-        return float(np.median(img[img > 0.2]))
-
-    assert median_ink(sharpened) > 0.85 > median_ink(as_given) + 0.1
-    assert similarity(sharpened, reference[digit]) > similarity(as_given, reference[digit])
+    # The same strokes sharp are thinned.
+    sharp = draw_digit(digit, box=(70, 50, 180), width=60)
+    assert not np.array_equal(prepare_image(sharp), prepare_image(sharp, restore=False))
 
 
 @pytest.mark.parametrize("angle", [0, 30, 45, 90])

@@ -10,8 +10,8 @@ centre, (row 14, column 14). Ink is bright (1) on a black (0) background.
       -> to_grayscale_ink    (H, W) float32, 1 = ink: alpha composited onto paper, dark ink on
                              light paper inverted, paper level subtracted
       -> prepare_image       contrast stretched, faint noise dropped, cropped to the ink,
-                             soft (blurred) ink sharpened, thin strokes thickened and thick ones
-                             thinned, longer side scaled to 20 px, centred by mass
+                             thin strokes thickened and thick sharp ones thinned, longer side
+                             scaled to 20 px, centred by mass
 
 scratchnet.mnist.inference takes the prepared digit from there to the model.
 
@@ -30,15 +30,19 @@ resolution fills with such grey): loops that were nearly closed open again. A fa
 them costs the bundled models nothing on the robustness table's untransformed row (3.0 px,
 tried, does).
 
-A blurred or low-resolution picture has soft ink: after stretching, the median ink pixel of an
-MNIST digit is 0.91 (5th percentile 0.74), of a digit blurred by sigma 1.5 only 0.55; 2% of
-MNIST's digits are under SOFT_INK. Ink whose median is under SOFT_INK gets a levels step that
-maps that median to full ink,
+A blurred or low-resolution picture has soft ink, and its strokes measure wide too: after
+stretching, the median ink pixel of an MNIST digit is 0.91 (5th percentile 0.74), of a digit
+blurred by sigma 1.5 only 0.55 (2% of MNIST's digits are under SOFT_INK, 0.7). Eroding such
+strokes only loses the digit, so soft ink is never thinned. Low contrast is the stretch's
+job: the strongest ink becomes 1 whatever the paper. A levels step that sharpened soft ink,
 
     v' = clip((v - NOISE_FLOOR) / (median - NOISE_FLOOR), 0, 1)
 
-which gives back MNIST's saturated stroke cores and narrow edges. The robustness table
-(scratchnet.mnist.robustness) measures both steps.
+was tried and left out: it lifted the CNN trained without blur (94.8% -> 97.4% at blur sigma
+1.5), but cost the linear model 2 points there and the CNN trained with blur
+(`python -m scratchnet.train --augment-extra`) 1 to 3 points on blur and low resolution,
+which that CNN reads best as they are. The robustness table (scratchnet.mnist.robustness)
+measures all of this.
 
 Both the `predict` CLI and the REST server use this module; its errors are `ImageError`s (a
 `ValueError`) whose messages can be shown to the user as they are.
@@ -65,7 +69,7 @@ NOISE_FLOOR = 0.2  # after stretching the ink to 1, fainter pixels count as pape
 MIN_STROKE = 1.6  # strokes thinner than this (px, at 28x28 scale) are thickened ...
 TARGET_STROKE = 2.3  # ... to this width, MNIST's median
 MAX_STROKE = 3.5  # strokes wider than this are thinned to it
-SOFT_INK = 0.7  # ink whose median pixel is fainter than this (blurred) is sharpened
+SOFT_INK = 0.7  # ink whose median pixel is fainter than this is soft (blurred): never thinned
 THICK_CUT = 0.5  # thick sharp strokes lose their ink fainter than this before thinning
 _WORK_SCALE = 4  # thickening and thinning run at 4x the output resolution (80 px)
 
@@ -287,9 +291,9 @@ def prepare_image(
 
     `image` is a PIL image, an array (see `to_grayscale_ink`), encoded bytes, or a file path.
     Steps: ink map -> stretch so the strongest ink is 1 -> drop pixels under NOISE_FLOOR ->
-    crop to the ink's bounding box -> (if `restore`) sharpen soft ink, thicken strokes thinner
-    than MIN_STROKE, thin strokes wider than MAX_STROKE -> resize (Lanczos, anti-aliased) so
-    the longer side is 20 px -> paste into 28x28 so the centre of mass is at (14, 14).
+    crop to the ink's bounding box -> (if `restore`) thicken strokes thinner than MIN_STROKE,
+    thin sharp strokes wider than MAX_STROKE -> resize (Lanczos, anti-aliased) so the longer
+    side is 20 px -> paste into 28x28 so the centre of mass is at (14, 14).
 
     Raises NoInkError for a blank image, ImageDecodeError / ImageTooLargeError for bad input,
     and FileNotFoundError (an OSError) for a missing file.
@@ -362,24 +366,31 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def _restore_strokes(digit: np.ndarray) -> np.ndarray:
-    """Soft ink sharpened, or thick strokes' grey fringe cut; then the width normalised.
+    """Strokes toward MNIST's width: thin ones thickened, thick sharp ones thinned.
 
-    Soft ink (median under SOFT_INK: blurred, low resolution) gets levels that map its median
-    to full ink. Sharp strokes wider than MAX_STROKE get levels from THICK_CUT to 1 instead:
-    thickened at low resolution, a loop fills with grey ink fainter than the strokes, and
-    cutting it reopens the loop before the erosion.
+    The width is measured on the crop and scaled to the output size. Strokes that would be
+    thinner than MIN_STROKE px in the 20 px box are widened to TARGET_STROKE. Those wider than
+    MAX_STROKE are narrowed to MAX_STROKE, once their ink under THICK_CUT is cut (thickened at
+    low resolution, a loop fills with grey ink fainter than the strokes; the cut reopens it),
+    unless the ink is soft (median under SOFT_INK): blur, not a fat pen, made those strokes
+    wide, and eroding a blur only loses the digit.
     """
-    median = float(np.median(digit[digit > 0]))
-    if median < SOFT_INK:
-        digit = _levels(digit, NOISE_FLOOR, median)
-    elif _stroke_width_out(digit) > MAX_STROKE:
-        digit = _crop_to_ink(_levels(digit, THICK_CUT, 1.0))
-    return _normalise_stroke_width(digit)
+    width_out = _stroke_width_out(digit)
+    if width_out < MIN_STROKE:
+        grow = (TARGET_STROKE - width_out) * _WORK_SCALE
+        work = _at_work_scale(digit)
+        return _crop_to_ink(_square_filter(work, 1 + 2 * round(grow / 2), np.max, grow=True))
+    if width_out <= MAX_STROKE or float(np.median(digit[digit > 0])) < SOFT_INK:
+        return digit
 
-
-def _levels(digit: np.ndarray, low: float, high: float) -> np.ndarray:
-    """v' = clip((v - low) / (high - low), 0, 1)."""
-    return np.clip((digit - low) / max(high - low, 1e-6), 0.0, 1.0).astype(np.float32)
+    digit = _crop_to_ink(np.clip((digit - THICK_CUT) / (1 - THICK_CUT), 0.0, 1.0))
+    shrink = (_stroke_width_out(digit) - MAX_STROKE) * _WORK_SCALE
+    if shrink <= 0:
+        return digit
+    thinned = _square_filter(_at_work_scale(digit), 1 + 2 * round(shrink / 2), np.min, grow=False)
+    if not thinned.max() > 0:  # eroded away: a blob, not strokes
+        return digit
+    return _crop_to_ink(thinned)
 
 
 def _stroke_width_out(digit: np.ndarray) -> float:
@@ -387,31 +398,14 @@ def _stroke_width_out(digit: np.ndarray) -> float:
     return stroke_width(digit >= 0.5) * DIGIT_BOX / max(digit.shape)
 
 
-def _normalise_stroke_width(digit: np.ndarray) -> np.ndarray:
-    """Widen strokes that would be thinner than MIN_STROKE px in the 20 px box to
-    TARGET_STROKE, and narrow those wider than MAX_STROKE to MAX_STROKE.
-
-    The width is measured on the crop and scaled to the output size. Strokes are widened with
-    a square max filter (grayscale dilation) and narrowed with a square min filter (erosion).
-    The filter runs on a copy resized to 4x the output resolution (a longer side of 80 px), so
-    that it is fast even on a huge canvas and fine-grained (2 px there is half a pixel in the
-    output); its result is cropped again so that the whole digit still fits the 20 px box.
-    """
-    width_out = _stroke_width_out(digit)
-    if MIN_STROKE <= width_out <= MAX_STROKE:
-        return digit
-
-    digit = _resize_longer_side(digit, _WORK_SCALE * DIGIT_BOX)
-    digit /= digit.max()
-    digit[digit < NOISE_FLOOR] = 0.0
-    if width_out < MIN_STROKE:
-        grow = (TARGET_STROKE - width_out) * _WORK_SCALE
-        return _crop_to_ink(_square_filter(digit, 1 + 2 * round(grow / 2), np.max, grow=True))
-    shrink = (width_out - MAX_STROKE) * _WORK_SCALE
-    thinned = _square_filter(digit, 1 + 2 * round(shrink / 2), np.min, grow=False)
-    if not thinned.max() > 0:  # eroded away: a blob, not strokes
-        return digit
-    return _crop_to_ink(thinned)
+def _at_work_scale(digit: np.ndarray) -> np.ndarray:
+    """The digit resized to a longer side of _WORK_SCALE * DIGIT_BOX px, where the stroke
+    filters run: fast even for a huge canvas, and fine-grained (2 px there is half a pixel in
+    the output). Stretched to 1 again, and its faint Lanczos ringing dropped."""
+    work = _resize_longer_side(digit, _WORK_SCALE * DIGIT_BOX)
+    work /= work.max()
+    work[work < NOISE_FLOOR] = 0.0
+    return work
 
 
 def _square_filter(a: np.ndarray, kernel: int, reduce: np.ufunc, grow: bool) -> np.ndarray:
