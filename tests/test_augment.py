@@ -380,7 +380,9 @@ def test_each_robust_step_changes_the_digits(mnist) -> None:
     images = mnist.train_images[:32]
     rng = np.random.default_rng(0)
     ink = images.astype(np.float64).sum(axis=(1, 2))
-    thick = RobustAugment(p=1.0, max_alpha=0, max_erode=-1.0, max_sigma=0.5, min_side=14)
+    thick = RobustAugment(
+        p=1.0, max_alpha=0, max_erode=-1.0, max_dilate=2.0, max_sigma=0.5, min_side=14, max_side=14
+    )
     # every step on; elastic of alpha 0, dilation of 1 to 2 px, the lightest blur, 14x14
     out = thick(images, rng).astype(np.float64)
     assert np.all(out.sum(axis=(1, 2)) > 1.3 * ink)

@@ -528,7 +528,7 @@ class RobustAugment:
         elastic    alpha ~ U(0, max_alpha), sigma 4 px
         stroke     radius ~ U(-max_erode, max_dilate) px (negative: erosion)
         blur       sigma ~ U(0.5, max_sigma) px
-        lowres     side ~ U{min_side, ..., 14} px
+        lowres     side ~ U{min_side, ..., max_side} px
 
     in that order (strokes change on the sharp digit, then it is softened). Callable as
     `augment(images, rng)` like RandomAffine; uint8 in, uint8 out (rounded half up).
@@ -539,9 +539,10 @@ class RobustAugment:
         p: float = 0.25,
         max_alpha: float = 34.0,
         max_erode: float = 0.8,
-        max_dilate: float = 2.0,
+        max_dilate: float = 2.5,
         max_sigma: float = 2.0,
         min_side: int = 7,
+        max_side: int = 12,
         affine: RandomAffine | None = None,
     ) -> None:
         self.p = p
@@ -550,6 +551,7 @@ class RobustAugment:
         self.max_dilate = max_dilate
         self.max_sigma = max_sigma
         self.min_side = min_side
+        self.max_side = max_side
         self.affine = affine
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -563,7 +565,7 @@ class RobustAugment:
         alphas = rng.uniform(0.0, self.max_alpha, n)
         radii = rng.uniform(-self.max_erode, self.max_dilate, n)
         sigmas = rng.uniform(0.5, self.max_sigma, n)
-        sides = rng.integers(self.min_side, 15, n)
+        sides = rng.integers(self.min_side, self.max_side + 1, n)
 
         if self.affine is not None:
             images = self.affine(images, rng)
@@ -589,5 +591,6 @@ class RobustAugment:
         return (
             f"RobustAugment(p={self.p}, max_alpha={self.max_alpha}, "
             f"max_erode={self.max_erode}, max_dilate={self.max_dilate}, "
-            f"max_sigma={self.max_sigma}, min_side={self.min_side}, affine={self.affine!r})"
+            f"max_sigma={self.max_sigma}, min_side={self.min_side}, max_side={self.max_side}, "
+            f"affine={self.affine!r})"
         )
