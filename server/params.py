@@ -31,7 +31,7 @@ _FALSE_WORDS = {"false", "0", "no", "off"}
 _BASE64_WHITESPACE = re.compile(r"\s+")
 JSON_MEDIA_TYPES = ("application/json",)
 # The options /explain adds to /predict's: their words and defaults.
-EXPLAIN_CHOICES = {"classes": (CLASSES, "predicted"), "encoding": (ENCODINGS, "list")}
+EXPLAIN_CHOICES = {"classes": (CLASSES, "predicted"), "encoding": (ENCODINGS, "base64")}
 
 
 def media_type(request: Request) -> str:
