@@ -440,7 +440,7 @@ def warp_displacement_reference(
     return (1.0 - wy) * top + wy * bottom
 
 
-def _gaussian_matrices(size: int, sigmas: np.ndarray) -> np.ndarray:
+def gaussian_matrices(size: int, sigmas: np.ndarray) -> np.ndarray:
     """(N, size, size) matrices G with (G @ f) = f smoothed by a Gaussian of sigma[n] along
     its first axis; each row sums to 1 (edges renormalised)."""
     offsets = np.arange(size)[:, None] - np.arange(size)[None, :]
@@ -457,8 +457,8 @@ def elastic_fields(
     d = alpha * (G_rows @ U(-1, 1) @ G_cols.T)     G: Gaussian smoothing of `sigma` px
     """
     alphas = np.asarray(alphas, dtype=np.float64)[:, None, None]
-    smooth_r = _gaussian_matrices(height, np.array([sigma]))[0]
-    smooth_c = _gaussian_matrices(width, np.array([sigma]))[0]
+    smooth_r = gaussian_matrices(height, np.array([sigma]))[0]
+    smooth_c = gaussian_matrices(width, np.array([sigma]))[0]
     noise = rng.uniform(-1.0, 1.0, size=(2 * n, height, width))
     # Two plain matrix products over the whole stack, not 2n small ones.
     fields = (noise.reshape(-1, width) @ smooth_c.T).reshape(2 * n, height, width)
@@ -479,7 +479,7 @@ def separable(images: np.ndarray, matrices: np.ndarray) -> np.ndarray:
 
 def blur_matrices(size: int, sigmas: np.ndarray) -> np.ndarray:
     """(N, size, size): a Gaussian blur of sigma[n] px as `separable`'s matrices."""
-    return _gaussian_matrices(size, sigmas)
+    return gaussian_matrices(size, sigmas)
 
 
 def low_resolution_matrices(size: int, sides: np.ndarray) -> np.ndarray:

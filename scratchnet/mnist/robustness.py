@@ -40,7 +40,12 @@ from PIL import Image, ImageFilter
 
 from scratchnet.checkpoint import CheckpointError
 from scratchnet.mnist import imageprep, inference
-from scratchnet.mnist.augment import inverse_affine_matrices, warp_affine
+from scratchnet.mnist.augment import (
+    gaussian_matrices,
+    inverse_affine_matrices,
+    warp_affine,
+    warp_displacement,
+)
 from scratchnet.mnist.data import MNISTError, load_mnist
 
 MNIST_STROKE = 2.3  # px: the median stroke width of MNIST's test digits (imageprep.stroke_width)
@@ -92,43 +97,16 @@ def low_resolution(images: np.ndarray, size: float, rng: np.random.Generator) ->
     return _per_image(images, one)
 
 
-def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
-    """M with (M @ f) = f smoothed along its first axis by a Gaussian (edges renormalised)."""
-    offsets = np.arange(n)[:, None] - np.arange(n)[None, :]
-    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
-    return weights / weights.sum(axis=1, keepdims=True)
-
-
-def _bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """image sampled at fractional (rows, cols), 0 outside."""
-    h, w = image.shape
-    r0 = np.floor(rows).astype(int)
-    c0 = np.floor(cols).astype(int)
-    fr, fc = rows - r0, cols - c0
-    out = np.zeros(rows.shape)
-    for dr, dc, weight in (
-        (0, 0, (1 - fr) * (1 - fc)),
-        (0, 1, (1 - fr) * fc),
-        (1, 0, fr * (1 - fc)),
-        (1, 1, fr * fc),
-    ):
-        r, c = r0 + dr, c0 + dc
-        inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
-        out[inside] += weight[inside] * image[r[inside], c[inside]]
-    return out
-
-
 def elastic(images: np.ndarray, alpha: float, rng: np.random.Generator) -> np.ndarray:
     """Simard et al.'s elastic distortion: alpha times a random field smoothed by sigma 4 px."""
-    smooth = _gaussian_matrix(28, 4.0)
-    grid_r, grid_c = np.mgrid[0:28, 0:28].astype(np.float64)
-    out = np.empty_like(images)
-    for i, img in enumerate(images):
-        dr = smooth @ rng.uniform(-1, 1, (28, 28)) @ smooth.T
-        dc = smooth @ rng.uniform(-1, 1, (28, 28)) @ smooth.T
-        warped = _bilinear(img.astype(np.float64), grid_r + alpha * dr, grid_c + alpha * dc)
-        out[i] = np.clip(warped + 0.5, 0, 255).astype(np.uint8)
-    return out
+    smooth = gaussian_matrices(28, np.array([4.0]))[0]
+    rows = np.empty(images.shape)
+    cols = np.empty(images.shape)
+    for i in range(len(images)):  # each image draws its two fields in turn: a fixed order
+        rows[i] = smooth @ rng.uniform(-1, 1, (28, 28)) @ smooth.T
+        cols[i] = smooth @ rng.uniform(-1, 1, (28, 28)) @ smooth.T
+    warped = warp_displacement(images, alpha * rows, alpha * cols)
+    return np.clip(warped + 0.5, 0, 255).astype(np.uint8)
 
 
 def rotate(images: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
