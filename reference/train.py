@@ -185,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.description = (
         "Train the PyTorch twins of scratchnet's MNIST classifiers with scratchnet's options, "
         "data pipeline and run-folder layout, for a file-by-file comparison with "
-        "`python -m scratchnet.train`. Options left out take each model's default recipe."
+        "`python -m scratchnet.train`. Options left out take the model's values in --recipe."
     )
     for action in parser._actions:  # argparse has no public way to edit an option
         if action.dest == "bundle":

@@ -1,13 +1,22 @@
-"""The training CLI on real MNIST: quick runs, outputs, resuming, determinism, bad options."""
+"""The training CLI on real MNIST: quick runs, outputs, resuming, determinism, bad options,
+the named recipes (--recipe)."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 from scratchnet.checkpoint import load_checkpoint
-from scratchnet.mnist.train import build_parser, main
-from scratchnet.mnist.training import RECIPES, Interrupted, TrainConfig, train
+from scratchnet.mnist.train import build_parser, config_from_args, main, resume_target
+from scratchnet.mnist.training import (
+    FAST_RECIPES,
+    RECIPES,
+    Interrupted,
+    TrainConfig,
+    recipe_values,
+    train,
+)
 
 
 def quick_config(**overrides):
@@ -92,6 +101,7 @@ def test_cli_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     for option in [
         "--model",
+        "--recipe",
         "--epochs",
         "--batch-size",
         "--lr",
@@ -136,3 +146,68 @@ def test_patience_stops_early(mnist, tmp_path):
     cfg = quick_config(epochs=6, limit=500, lr=1e-6, patience=1, scheduler="none")
     metrics = train(cfg, tmp_path / "run", data=mnist, progress=False, log=lambda s: None)
     assert metrics["epochs_run"] < 6
+
+
+def parsed_config(*argv: str, model: str = "cnn") -> TrainConfig:
+    return config_from_args(build_parser().parse_args(list(argv)), model)
+
+
+@pytest.mark.parametrize("model", ["linear", "cnn"])
+def test_recipe_picks_its_values_and_options_override_them(model):
+    default = parsed_config(model=model)
+    assert default.recipe == "default"
+    assert {k: getattr(default, k) for k in RECIPES[model]} == RECIPES[model]
+
+    fast = parsed_config("--recipe", "fast", model=model)
+    assert fast.recipe == "fast"
+    assert {k: getattr(fast, k) for k in FAST_RECIPES[model]} == FAST_RECIPES[model]
+    assert (fast.epochs, fast.batch_size) != (default.epochs, default.batch_size)
+
+    argv = ["--recipe", "fast", "--batch-size", "32", "--lr", "0.05", "--no-augment"]
+    overridden = parsed_config(*argv, model=model)
+    assert (overridden.batch_size, overridden.lr, overridden.augment) == (32, 0.05, False)
+    assert overridden.epochs == FAST_RECIPES[model]["epochs"]
+    assert overridden.recipe == "fast"
+
+
+def test_an_unknown_recipe_is_one_clear_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", "cnn", "--recipe", "quick"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --recipe: invalid choice: 'quick'" in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="unknown recipe 'quick' \\(choose from default, fast\\)"):
+        recipe_values("quick", "cnn")
+
+
+def test_a_config_written_before_recipes_resumes_as_default(tmp_path):
+    values = {k: v for k, v in vars(parsed_config(model="linear")).items() if k != "recipe"}
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    _, checkpoint, cfg = resume_target(tmp_path)
+    assert checkpoint is None and cfg.recipe == "default"
+
+
+def test_fast_recipe_runs_end_to_end_and_resumes_with_its_recipe(mnist, tmp_path, capsys):
+    argv = ["--model", "cnn", "--recipe", "fast", "--limit", "512", "--no-progress"]
+    assert main([*argv, "--epochs", "1", "--output-dir", str(tmp_path / "one")]) == 0
+    assert "cnn test: loss" in capsys.readouterr().out
+    (run,) = (tmp_path / "one").iterdir()
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["recipe"] == "fast" and saved["epochs"] == 1
+    assert saved["batch_size"] == FAST_RECIPES["cnn"]["batch_size"]
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
+
+    # Killed after its first of two epochs, the run resumes with the fast recipe's values.
+    def crash_after_one(epoch, record):
+        raise Interrupted
+
+    cfg = parsed_config(*argv, "--epochs", "2")
+    killed = tmp_path / "killed"
+    with pytest.raises(Interrupted):
+        train(cfg, killed, data=mnist, progress=False, on_epoch_end=crash_after_one, log=print)
+    assert main(["--resume", str(killed), "--no-progress"]) == 0
+    assert "resumed cnn" in capsys.readouterr().out
+    resumed = json.loads((killed / "config.json").read_text())
+    assert resumed == json.loads(json.dumps(asdict(cfg)))
+    assert resumed["recipe"] == "fast"
+    assert [h["epoch"] for h in json.loads((killed / "history.json").read_text())] == [1, 2]

@@ -83,6 +83,34 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 
+# `--recipe fast`: the CNN to 99.4% test accuracy in 120 s of wall time on 2 cores (issue 16).
+# Larger batches make a step cheaper per image, so the same wall time buys more epochs.
+FAST_RECIPES: dict[str, dict[str, Any]] = {
+    "linear": {
+        **RECIPES["linear"],
+        "epochs": 5,
+        "batch_size": 128,
+        "lr": 0.002,
+    },
+    "cnn": {
+        **RECIPES["cnn"],
+        "epochs": 5,
+        "batch_size": 128,
+        "lr": 0.01,
+    },
+}
+
+# The recipes `--recipe NAME` picks from, each a table of every model's values.
+NAMED_RECIPES: dict[str, dict[str, dict[str, Any]]] = {"default": RECIPES, "fast": FAST_RECIPES}
+
+
+def recipe_values(name: str, model: str) -> dict[str, Any]:
+    """A copy of the values of recipe `name` for `model`; ValueError names the known recipes."""
+    if name not in NAMED_RECIPES:
+        known = ", ".join(NAMED_RECIPES)
+        raise ValueError(f"unknown recipe {name!r} (choose from {known})")
+    return dict(NAMED_RECIPES[name][model])
+
 
 @dataclass
 class TrainConfig:
@@ -98,6 +126,9 @@ class TrainConfig:
     # Stroke width, elastic, blur and low resolution on top (RobustAugment); configs written
     # before it existed read as False.
     augment_extra: bool = False
+    # The named recipe the values started from (NAMED_RECIPES); configs written before
+    # --recipe existed read as "default".
+    recipe: str = "default"
     momentum: float = 0.9  # SGD's only: the Adam recipes have none
     seed: int = 0
     val_size: int = 6000
