@@ -143,6 +143,29 @@ def test_max_pool_propagates_nan():
     assert np.isnan(y[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 2
 
 
+def test_max_pool_2x2_planes_with_and_without_nan():
+    # The 2x2 scan skips the NaN test; a plane holding a NaN goes through the general scan.
+    # Planes of both kinds in one call, and in the NaN planes the rule: the last NaN of a
+    # window wins, even when it comes first or a larger number follows it.
+    x = rng.standard_normal((2, 3, 6, 8)).astype(np.float32)
+    x[0, 1, 0, 0] = np.nan  # first in its window
+    x[0, 1, 2, 2] = x[0, 1, 3, 3] = np.nan  # two NaNs in one window: the last one
+    x[1, 2, 5, 6] = np.nan
+    x[1, 2, 5, 7] = 100.0  # a larger value after a NaN does not win
+    y, argmax = pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0)
+    y_ref, argmax_ref = pool.max_pool2d_forward_reference(x, 2, 2, 2, 2, 0, 0)
+    clean = np.ones((2, 3), dtype=bool)
+    clean[0, 1] = clean[1, 2] = False
+    np.testing.assert_array_equal(y[clean], y_ref[clean])
+    np.testing.assert_array_equal(argmax[clean], argmax_ref[clean])
+    assert np.isnan(y[0, 1, 0, 0]) and argmax[0, 1, 0, 0] == 0
+    assert np.isnan(y[0, 1, 1, 1]) and argmax[0, 1, 1, 1] == 3 * 8 + 3
+    assert np.isnan(y[1, 2, 2, 3]) and argmax[1, 2, 2, 3] == 5 * 8 + 6
+    assert np.isnan(y).sum() == 3
+    finite = ~np.isnan(y_ref)  # NumPy's argmax takes the first NaN: compare the rest
+    np.testing.assert_array_equal(argmax[finite], argmax_ref[finite])
+
+
 # ---------------------------------------------------------------------------------------------
 # ReLU
 # ---------------------------------------------------------------------------------------------

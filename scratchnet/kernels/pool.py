@@ -52,7 +52,9 @@ def max_pool2d_forward_into(padded, KH, KW, sh, sw, ph, pw, y, argmax):
     for task in range(N * C):
         n = task // C
         c = task % C
-        if common:  # MaxPool2d(2, 2), the usual case, with its four reads written out
+        if common and not _has_nan(padded[n, c]):
+            # MaxPool2d(2, 2), the usual case, with its four reads written out. A plane with
+            # a NaN takes the general scan below, which knows the NaN rule.
             _max_pool_plane_2x2(padded[n, c], y[n, c], argmax[n, c])
             continue
         plane = padded[n, c].reshape(Hp * Wp)
@@ -60,8 +62,29 @@ def max_pool2d_forward_into(padded, KH, KW, sh, sw, ph, pw, y, argmax):
 
 
 @njit(cache=True)
+def _has_nan(plane):
+    """True if the 2-D plane holds a NaN.
+
+    An or over every element, with no early exit, so that the loop vectorises: a tenth of
+    the scan's time.
+    """
+    found = False
+    for i in range(plane.shape[0]):
+        row = plane[i]
+        for j in range(row.shape[0]):
+            found |= row[j] != row[j]
+    return found
+
+
+@njit(cache=True)
 def _max_pool_plane_2x2(x, y, argmax):
-    """One plane of a 2x2, stride-2, unpadded max pool: the same rules as _max_pool_plane."""
+    """One plane of a 2x2, stride-2, unpadded max pool, for a plane without NaN.
+
+    The first maximum wins (strict >), as in _max_pool_plane. The NaN test is left out: with
+    it (`value > best or value != value`) each comparison became a branch that the CPU
+    mispredicts on about half the windows, and the pool of the CNN's first block took 13 ms
+    instead of 1.5 ms at batch 128 (one thread, measured in CPU time).
+    """
     OH, OW = y.shape
     W = x.shape[1]
     for oh in range(OH):
@@ -69,11 +92,14 @@ def _max_pool_plane_2x2(x, y, argmax):
         bottom = x[2 * oh + 1]
         for ow in range(OW):
             j = 2 * ow
-            best, best_at = top[j], 2 * oh * W + j
-            for value, at in ((top[j + 1], best_at + 1), (bottom[j], best_at + W),
-                              (bottom[j + 1], best_at + W + 1)):  # fmt: skip
-                if value > best or value != value:  # strict >: the first maximum wins
-                    best, best_at = value, at
+            at = 2 * oh * W + j
+            best, best_at = top[j], at
+            if top[j + 1] > best:
+                best, best_at = top[j + 1], at + 1
+            if bottom[j] > best:
+                best, best_at = bottom[j], at + W
+            if bottom[j + 1] > best:
+                best, best_at = bottom[j + 1], at + W + 1
             y[oh, ow] = best
             argmax[oh, ow] = best_at
 
