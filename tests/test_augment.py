@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from scratchnet.mnist import imageprep
 from scratchnet.mnist.augment import (
     RandomAffine,
     RobustAugment,
@@ -15,7 +16,9 @@ from scratchnet.mnist.augment import (
     grey_morphology_reference,
     inverse_affine_matrices,
     low_resolution_matrices,
+    prepare_geometry,
     random_affine,
+    restore_strokes,
     separable,
     warp_affine,
     warp_affine_reference,
@@ -381,7 +384,14 @@ def test_each_robust_step_changes_the_digits(mnist) -> None:
     rng = np.random.default_rng(0)
     ink = images.astype(np.float64).sum(axis=(1, 2))
     thick = RobustAugment(
-        p=1.0, max_alpha=0, max_erode=-1.0, max_dilate=2.0, max_sigma=0.5, min_side=14, max_side=14
+        p=1.0,
+        max_alpha=0,
+        max_erode=-1.0,
+        max_dilate=2.0,
+        max_sigma=0.5,
+        min_side=14,
+        max_side=14,
+        prepare=False,
     )
     # every step on; elastic of alpha 0, dilation of 1 to 2 px, the lightest blur, 14x14
     out = thick(images, rng).astype(np.float64)
@@ -391,6 +401,107 @@ def test_each_robust_step_changes_the_digits(mnist) -> None:
     still = RobustAugment(p=1.0, max_alpha=0.0)(images, np.random.default_rng(1))
     moved = RobustAugment(p=1.0, max_alpha=34.0)(images, np.random.default_rng(1))
     assert np.abs(moved.astype(np.float64) - still).mean() > 5
+
+
+def test_one_probability_per_step(mnist) -> None:
+    images = mnist.train_images[:32]
+    # Only the stroke step, always: exactly a dilation, then the preparation's geometry and
+    # strokes.
+    stroke = {"p": (0.0, 1.0, 0.0, 0.0), "max_erode": -1.0, "max_dilate": 1.0}
+    only_stroke = RobustAugment(**stroke)
+    radii = np.full(len(images), 1.0)
+    expected = np.floor(restore_strokes(prepare_geometry(grey_morphology(images, radii))) + 0.5)
+    np.testing.assert_array_equal(only_stroke(images, np.random.default_rng(0)), expected)
+    unprepared = RobustAugment(**stroke, prepare=False)
+    expected = np.floor(grey_morphology(images, radii) + 0.5)
+    np.testing.assert_array_equal(unprepared(images, np.random.default_rng(0)), expected)
+
+
+# --------------------------------------------------------------------------------------------
+# The preparation's geometry
+# --------------------------------------------------------------------------------------------
+
+
+def prepared_without_restore(pictures: np.ndarray) -> np.ndarray:
+    return 255 * np.stack([imageprep.prepare_image(p, restore=False) for p in pictures])
+
+
+def test_prepare_geometry_leaves_mnist_digits_in_place(mnist) -> None:
+    # MNIST's digits were placed this way: box 20 px, centre of mass at (14, 14), whole pixels.
+    images = mnist.test_images[:200]
+    out = prepare_geometry(images.astype(np.float64))
+    moved = np.abs(out - prepared_without_restore(images)).max(axis=(1, 2)) > 1
+    assert moved.mean() < 0.05
+
+
+def test_prepare_geometry_undoes_a_shrink_and_a_shift(mnist) -> None:
+    images = mnist.test_images[:50]
+    n = len(images)
+    small = warp_affine(
+        images.astype(np.float64),
+        inverse_affine_matrices(np.zeros(n), np.full(n, 0.6), np.tile([4.0, -3.0], (n, 1)), 28, 28),
+    )
+    out = prepare_geometry(small)
+    rows, cols = np.mgrid[0:28, 0:28]
+    mass = out.sum(axis=(1, 2))
+    np.testing.assert_allclose((out * rows).sum(axis=(1, 2)) / mass, 14, atol=0.6)
+    np.testing.assert_allclose((out * cols).sum(axis=(1, 2)) / mass, 14, atol=0.6)
+    # Back at full size: far closer to the original than the shrunk copy (bilinear loses detail).
+    error = np.abs(out - images).mean()
+    assert error < 0.5 * np.abs(small - images).mean()
+    assert out.max() == pytest.approx(255.0, abs=2.0)
+
+
+@pytest.mark.parametrize("soften", ["blur", "dilate"])
+def test_prepare_geometry_places_changed_digits_as_the_preparation_does(mnist, soften) -> None:
+    images = mnist.test_images[:100]
+    n = len(images)
+    if soften == "blur":
+        changed = separable(images, blur_matrices(28, np.full(n, 1.5)))
+    else:
+        changed = grey_morphology(images, np.full(n, 2.0))
+    pictures = np.clip(np.floor(changed + 0.5), 0, 255).astype(np.uint8)
+    expected = prepared_without_restore(pictures)
+    # A bigger box than the sharp digit's: the preparation shrinks it, and so does this.
+    assert np.abs(pictures - expected).mean() > 10
+    assert (
+        np.abs(prepare_geometry(changed) - expected).mean()
+        < 0.25 * np.abs(pictures - expected).mean()
+    )
+
+
+def test_restore_strokes_treats_thick_and_thin_digits_as_the_preparation_does(mnist) -> None:
+    images = mnist.test_images[:100]
+    n = len(images)
+    for radius in (2.25, -0.6):  # about 3x and 0.5x MNIST's median width
+        changed = grey_morphology(images, np.full(n, radius))
+        pictures = np.clip(np.floor(changed + 0.5), 0, 255).astype(np.uint8)
+        expected = 255 * np.stack([imageprep.prepare_image(p) for p in pictures])
+        placed = prepare_geometry(changed)
+        restored = restore_strokes(placed)
+        assert np.abs(restored - expected).mean() < 0.9 * np.abs(placed - expected).mean()
+        before, after, wanted = (
+            np.median([imageprep.stroke_width(one >= 127.5) for one in batch])
+            for batch in (placed, restored, expected)
+        )
+        # Measured: 3x 5.0 -> 4.0 px (the preparation: 3.7), 0.5x 1.3 -> 1.9 px (2.2).
+        assert abs(after - wanted) < 0.5 * abs(before - wanted)
+
+
+def test_restore_strokes_leaves_soft_and_typical_digits_alone(mnist) -> None:
+    images = mnist.test_images[:100].astype(np.float64)
+    blurred = prepare_geometry(separable(images, blur_matrices(28, np.full(len(images), 1.5))))
+    np.testing.assert_array_equal(restore_strokes(blurred), blurred)
+    placed = prepare_geometry(images)
+    widths = np.array([imageprep.stroke_width(one >= 127.5) for one in placed])
+    typical = (widths >= imageprep.MIN_STROKE) & (widths <= imageprep.MAX_STROKE)
+    assert typical.mean() > 0.8
+    np.testing.assert_array_equal(restore_strokes(placed[typical]), placed[typical])
+
+
+def test_prepare_geometry_keeps_blank_images_blank() -> None:
+    blank = np.zeros((2, 28, 28))
+    np.testing.assert_array_equal(prepare_geometry(blank), blank)
 
 
 def test_robust_augment_in_data_loader(mnist) -> None:

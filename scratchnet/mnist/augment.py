@@ -41,13 +41,18 @@ users' digits do and MNIST's do not, each to a random part of every batch:
 Blur and low resolution are separable linear maps, out = M @ image @ M.T with one 28x28 M per
 image (the product of both when an image gets both), so they are batched matrix products;
 stroke and elastic are Numba kernels (`grey_morphology`, `warp_displacement`), each with its
-NumPy twin.
+NumPy twin. The images that took a step are then placed as the preparation places a user's
+picture (`prepare_geometry`: the ink box scaled to 20 px, the centre of mass at (14, 14)) by
+`warp_affine`, since every test picture goes through that preparation too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from scratchnet.mnist import imageprep
+from scratchnet.mnist.imageprep import DIGIT_BOX, IMAGE_SIZE, NOISE_FLOOR
 
 __all__ = [
     "RandomAffine",
@@ -58,7 +63,9 @@ __all__ = [
     "grey_morphology_reference",
     "inverse_affine_matrices",
     "low_resolution_matrices",
+    "prepare_geometry",
     "random_affine",
+    "restore_strokes",
     "separable",
     "warp_affine",
     "warp_affine_reference",
@@ -518,31 +525,117 @@ def _low_resolution_matrix(size: int, side: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# The preparation's geometry, for a batch
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_geometry(images: np.ndarray) -> np.ndarray:
+    """Each image as imageprep.prepare_image would place it: ink stretched so its peak is 255,
+    ink under NOISE_FLOOR of the peak dropped, the ink box's longer side scaled to DIGIT_BOX
+    px and the centre of mass moved to (14, 14) by a whole-pixel shift, in one affine warp.
+    Per axis, with the box starting at pixel b and its centre of mass at m:
+
+        s = DIGIT_BOX / max(box height, box width)
+        m' = (m - b + 0.5) s - 0.5                the centre in the scaled box (pixel centres)
+        t = floor(14 - m' + 0.5)                  where the scaled box is pasted
+        q = b + (p' - t + 0.5) / s - 0.5          where output pixel p' samples
+
+    so that an MNIST digit (box 20 px, centre at 14) maps onto itself without resampling.
+    A dilated or blurred digit has a larger box than its sharp self, so the preparation shrinks
+    it; training on the pictures as prepared shows the model what it is asked at test time.
+    images: (N, H, W) float on the 0..255 scale; blank images stay blank. Returns float64.
+    """
+    x = np.array(images, dtype=np.float64)
+    n, height, width = x.shape
+    peak = x.max(axis=(1, 2))
+    inked = peak > 0
+    x[inked] *= (255.0 / peak[inked])[:, None, None]
+    x[x < NOISE_FLOOR * 255.0] = 0.0
+
+    rows_inked = x.any(axis=2)
+    cols_inked = x.any(axis=1)
+    box_top = rows_inked.argmax(axis=1)
+    box_left = cols_inked.argmax(axis=1)
+    box_height = height - box_top - rows_inked[:, ::-1].argmax(axis=1)
+    box_width = width - box_left - cols_inked[:, ::-1].argmax(axis=1)
+    scale = DIGIT_BOX / np.maximum(np.maximum(box_height, box_width), 1)
+
+    mass = np.maximum(x.sum(axis=(1, 2)), 1e-12)
+    centre_row = x.sum(axis=2) @ np.arange(height) / mass
+    centre_col = x.sum(axis=1) @ np.arange(width) / mass
+    matrices = np.zeros((n, 2, 3))
+    matrices[:, 0, 0] = 1.0 / scale
+    matrices[:, 1, 1] = 1.0 / scale
+    for axis, start, centre in ((0, box_left, centre_col), (1, box_top, centre_row)):
+        pasted_at = np.floor(IMAGE_SIZE // 2 - ((centre - start + 0.5) * scale - 0.5) + 0.5)
+        matrices[:, axis, 2] = start + (0.5 - pasted_at) / scale - 0.5
+    matrices[~inked] = np.eye(2, 3)
+    return warp_affine(x, matrices)
+
+
+def restore_strokes(images: np.ndarray) -> np.ndarray:
+    """imageprep's stroke restoration for a batch placed by `prepare_geometry` (box 20 px, so
+    widths are the output's): strokes thinner than MIN_STROKE dilated by a disk to about
+    TARGET_STROKE; sharp strokes wider than MAX_STROKE (median ink at least SOFT_INK) cut
+    under THICK_CUT and eroded to about MAX_STROKE, so that a digit thickened in training
+    has its loops reopened as a thick test picture has; then placed again. A radius r changes
+    a width by about 2 r. images: (N, H, W) float on the 0..255 scale. Returns float64.
+    """
+    x = np.array(images, dtype=np.float64)
+    ink = x / 255.0
+    widths = np.array([imageprep.stroke_width(one >= 0.5) for one in ink])
+    sharp = np.array([one.any() and np.median(one[one > 0]) >= imageprep.SOFT_INK for one in ink])
+    thin = (widths > 0) & (widths < imageprep.MIN_STROKE)
+    thick = sharp & (widths > imageprep.MAX_STROKE)
+
+    radii = np.zeros(len(x))
+    radii[thin] = (imageprep.TARGET_STROKE - widths[thin]) / 2
+    cut = np.clip((ink[thick] - imageprep.THICK_CUT) / (1 - imageprep.THICK_CUT), 0.0, 1.0)
+    x[thick] = 255.0 * cut
+    cut_widths = np.array([imageprep.stroke_width(one >= 0.5) for one in cut])
+    radii[thick] = -np.maximum(cut_widths - imageprep.MAX_STROKE, 0.0) / 2
+
+    changed = radii != 0
+    if not changed.any():
+        return x
+    restored = grey_morphology(x[changed], radii[changed])
+    # A blob that erodes away is left as it was cut, as the preparation leaves it.
+    kept = restored.max(axis=(1, 2)) > 0
+    which = np.flatnonzero(changed)[kept]
+    x[which] = prepare_geometry(restored[kept])
+    return x
+
+
+# --------------------------------------------------------------------------------------------
 # The robust recipe
 # --------------------------------------------------------------------------------------------
 
 
 class RobustAugment:
-    """`affine` (none if None), then each image, independently with probability p of each step:
+    """`affine` (none if None), then each image, independently with probability p of each step
+    (one p for all, or four in the order below):
 
         elastic    alpha ~ U(0, max_alpha), sigma 4 px
         stroke     radius ~ U(-max_erode, max_dilate) px (negative: erosion)
         blur       sigma ~ U(0.5, max_sigma) px
         lowres     side ~ U{min_side, ..., max_side} px
 
-    in that order (strokes change on the sharp digit, then it is softened). Callable as
+    in that order (strokes change on the sharp digit, then it is softened). With `prepare`,
+    the images that took any step are then placed as the preparation places a user's picture
+    (`prepare_geometry`): the model trains on what it reads at test time. Callable as
     `augment(images, rng)` like RandomAffine; uint8 in, uint8 out (rounded half up).
     """
 
     def __init__(
         self,
-        p: float = 0.25,
+        p: float | tuple[float, float, float, float] = 0.25,
         max_alpha: float = 34.0,
         max_erode: float = 0.8,
         max_dilate: float = 2.5,
         max_sigma: float = 2.0,
         min_side: int = 7,
         max_side: int = 12,
+        prepare: bool = True,
         affine: RandomAffine | None = None,
     ) -> None:
         self.p = p
@@ -552,6 +645,7 @@ class RobustAugment:
         self.max_sigma = max_sigma
         self.min_side = min_side
         self.max_side = max_side
+        self.prepare = prepare
         self.affine = affine
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -561,7 +655,7 @@ class RobustAugment:
         if images.ndim != 3 or images.shape[1] != images.shape[2]:
             raise ValueError(f"expected square images (N, H, W) or (N, 1, H, W), got {shape}")
         n, size, _ = images.shape
-        chosen = rng.random((4, n)) < self.p
+        chosen = rng.random((4, n)) < np.broadcast_to(self.p, 4)[:, None]
         alphas = rng.uniform(0.0, self.max_alpha, n)
         radii = rng.uniform(-self.max_erode, self.max_dilate, n)
         sigmas = rng.uniform(0.5, self.max_sigma, n)
@@ -584,6 +678,9 @@ class RobustAugment:
             lowres = low_resolution_matrices(size, sides[chosen[3]])
             matrices[chosen[3]] = lowres @ matrices[chosen[3]]
             x[linear] = separable(x[linear], matrices[linear])
+        changed = chosen.any(axis=0)
+        if self.prepare and changed.any():
+            x[changed] = restore_strokes(prepare_geometry(x[changed]))
         out = np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
         return out.reshape(shape)
 
@@ -592,5 +689,5 @@ class RobustAugment:
             f"RobustAugment(p={self.p}, max_alpha={self.max_alpha}, "
             f"max_erode={self.max_erode}, max_dilate={self.max_dilate}, "
             f"max_sigma={self.max_sigma}, min_side={self.min_side}, max_side={self.max_side}, "
-            f"affine={self.affine!r})"
+            f"prepare={self.prepare}, affine={self.affine!r})"
         )
