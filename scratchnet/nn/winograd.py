@@ -41,9 +41,10 @@ class Winograd3x3Function(Function):
                    into the (padded) image           and their gradients add up, like col2im
         dbias    = dy.sum((0, 2, 3))
 
-    The batch is processed in blocks of NB samples, in the kernels' layout (C, H, W, NB), and
-    the threads share the batch in chunks of samples, as in Conv2dFunction. V is not kept for
-    backward: recomputing it from x is cheaper than reading it back from memory.
+    The batch is processed in blocks of NB samples, the input in the kernels' layout
+    (C, H, W, NB), and the threads share the batch in chunks of samples, as in Conv2dFunction.
+    V is not kept for backward: recomputing it from x is cheaper than reading it back from
+    memory.
 
     Shapes: x (N, C, H, W), weight (OC, C, 3, 3), bias (OC,) -> y (N, OC, OH, OW), with
         OH = H + 2 * ph - 2,   OW = W + 2 * pw - 2.
@@ -71,14 +72,12 @@ class Winograd3x3Function(Function):
             """Samples lo..hi-1, NB at a time, in buffers reused from one NB to the next."""
             padded = np.zeros((C, rows + 2, cols + 2, NB), dtype=x.dtype)
             V, M = transformed(C, tiles, x.dtype), transformed(OC, tiles, x.dtype)
-            out = np.empty((OC, rows, cols, NB), dtype=x.dtype)
             for s in range(lo, hi, NB):
                 e = min(s + NB, hi)
                 winograd.pack_into(x[s:e], ph, pw, padded)
                 winograd.input_transform_into(padded, tiles_h, tiles_w, V)  # V = BT d BT.T
                 np.matmul(U, V[:, :C], out=M[:, :OC])  # M = U @ V
-                winograd.output_transform_into(M, tiles_h, tiles_w, out)  # AT M AT.T
-                winograd.unpack_into(out, 0, 0, b, y[s:e])  # ... + bias
+                winograd.output_transform_into(M, tiles_h, tiles_w, b, y[s:e])  # AT M AT.T + b
 
         ctx.chunks = list(map_chunks(forward_chunk, batch_chunks(N, min_chunk=NB)))
         ctx.x, ctx.weight, ctx.U, ctx.padding = x, weight, U, padding
@@ -94,6 +93,7 @@ class Winograd3x3Function(Function):
         tiles_h, tiles_w = winograd.num_tiles(OH), winograd.num_tiles(OW)
         rows, cols, tiles = 4 * tiles_h, 4 * tiles_w, tiles_h * tiles_w
         needs = ctx.needs_input_grad
+        dy = np.ascontiguousarray(dy)
         UT = np.ascontiguousarray(U.transpose(0, 2, 1))
         dx = np.empty_like(x) if needs[0] else None
         no_bias = np.zeros(C, dtype=dy.dtype)
@@ -102,13 +102,11 @@ class Winograd3x3Function(Function):
             """Samples lo..hi-1, NB at a time: their dx, and their share of dU."""
             dU = np.zeros_like(U) if needs[1] else None
             padded = np.zeros((C, rows + 2, cols + 2, NB), dtype=x.dtype)  # x, then dx
-            dy_tiles = np.zeros((OC, rows, cols, NB), dtype=dy.dtype)
             V = transformed(C, tiles, x.dtype)  # V, then dV
             dM = transformed(OC, tiles, dy.dtype)
             for s in range(lo, hi, NB):
                 e = min(s + NB, hi)
-                winograd.pack_into(dy[s:e], 0, 0, dy_tiles)
-                winograd.output_transform_adjoint_into(dy_tiles, tiles_h, tiles_w, dM)  # A dy A.T
+                winograd.output_transform_adjoint_into(dy[s:e], tiles_h, tiles_w, dM)  # A dy A.T
                 if needs[1]:
                     winograd.pack_into(x[s:e], ph, pw, padded)
                     winograd.input_transform_into(padded, tiles_h, tiles_w, V)
