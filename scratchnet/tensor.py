@@ -26,6 +26,7 @@ import numpy as np
 ArrayLike = Any  # np.ndarray, a Python scalar or nested list
 
 _FLOAT_DTYPES = (np.float32, np.float64)
+_FLOAT_DTYPE_SET = frozenset(np.dtype(t) for t in _FLOAT_DTYPES)  # a hash look-up, for _wrap
 _SUPPORTED_KINDS = "fiub"  # floating, signed and unsigned integer, bool
 
 
@@ -89,10 +90,13 @@ class Context:
     work (conv2d skips dx for the first layer, whose input is the image).
     """
 
-    def __init__(self, fn: type[Function], parents: tuple[Tensor, ...]) -> None:
+    def __init__(
+        self, fn: type[Function], parents: tuple[Tensor, ...], grad_enabled: bool = True
+    ) -> None:
         self.fn = fn
         self.parents = parents
-        self.needs_input_grad = tuple(p.requires_grad for p in parents)
+        # Under no_grad() no gradient will ever flow: forward keeps nothing for backward.
+        self.needs_input_grad = tuple(grad_enabled and p._requires_grad for p in parents)
 
 
 class Function:
@@ -119,14 +123,15 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **options: Any) -> Tensor:
-        parents = tuple(_as_tensor(x, like=inputs) for x in inputs)
-        ctx = Context(cls, parents)
-        y = cls.forward(ctx, *(p.data for p in parents), **options)
-        requires_grad = is_grad_enabled() and any(ctx.needs_input_grad)
-        out = Tensor(y, requires_grad=requires_grad)
+        parents = tuple(x if isinstance(x, Tensor) else _as_tensor(x, inputs) for x in inputs)
+        ctx = Context(cls, parents, is_grad_enabled())
+        y = cls.forward(ctx, *[p.data for p in parents], **options)
+        requires_grad = any(ctx.needs_input_grad)
+        out = Tensor._wrap(y)
         if cls.returns_view and np.may_share_memory(y, parents[0].data):
             out._version_counter = parents[0]._version_counter
         if requires_grad:
+            out.requires_grad = True  # checks the dtype: only floating outputs can
             # The versions now, for backward to tell whether forward's saved inputs changed.
             ctx.input_counters = tuple(p._version_counter for p in parents)
             ctx.input_versions = tuple(c.value for c in ctx.input_counters)
@@ -265,6 +270,21 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self._ctx: Context | None = None
         self._version_counter = _VersionCounter()
+
+    @classmethod
+    def _wrap(cls, data: ArrayLike) -> Tensor:
+        """Tensor(data), without a gradient, for a Function's output: a float32 or float64
+        array (what forward almost always returns) skips __init__'s conversions and checks,
+        which cost more than a small layer's whole forward under no_grad()."""
+        if type(data) is not np.ndarray or data.dtype not in _FLOAT_DTYPE_SET:
+            return cls(data)
+        out = cls.__new__(cls)
+        out.data = data
+        out._requires_grad = False
+        out.grad = None
+        out._ctx = None
+        out._version_counter = _VersionCounter()
+        return out
 
     # -- attributes --------------------------------------------------------------------------
 

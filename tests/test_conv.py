@@ -34,6 +34,10 @@ CASES = [
     ((1, 3, 5, 6), (2, 3, 1, 1), (1, 1), (0, 0)),  # 1 x 1 convolution
     ((2, 2, 6, 9), (3, 2, 3, 5), (1, 2), (1, 2)),  # non-square kernel, stride and padding
     ((1, 2, 4, 4), (2, 2, 3, 3), (1, 1), (2, 2)),  # padding wider than the kernel's half
+    # K = C * KH * KW >= SMALL_K: one product per chunk; at batch 1 it is written into y
+    ((1, 5, 6, 7), (4, 5, 3, 3), (1, 1), (1, 1)),
+    ((1, 4, 7, 6), (3, 4, 3, 3), (2, 1), (0, 1)),
+    ((3, 5, 6, 5), (4, 5, 3, 3), (1, 1), (1, 1)),
 ]
 
 
