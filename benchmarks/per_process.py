@@ -8,6 +8,8 @@ so `make bench`'s side-by-side tables flatter one side or the other depending on
 Here every measurement is a fresh process that imports one framework only and runs one case:
 
     scratchnet       scratchnet's CNN (scratchnet.mnist.models.CNNClassifier)
+    scratchnet-fused the same CNN as the server runs it, inference cases only:
+                     scratchnet.mnist.inference.for_inference, BatchNorm folded into the convs
     torch            its PyTorch twin (reference.models.CNNClassifier), eager
     torch-compile    the same, channels_last, torch.compile (default mode), with the time of
                      its first call (the compilation) reported apart
@@ -33,7 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FRAMEWORKS = ("scratchnet", "torch", "torch-compile")
+FRAMEWORKS = ("scratchnet", "torch", "torch-compile", "scratchnet-fused")
 CASES = {  # name: (batch size, training?, timed rounds)
     "step64": (64, True, 25),
     "step128": (128, True, 25),
@@ -48,10 +50,11 @@ WARMUP = 3
 # ---------------------------------------------------------------------------------------------
 
 
-def scratchnet_runner(batch: int, train: bool):
+def scratchnet_runner(batch: int, train: bool, fused: bool = False):
     import numpy as np
 
     import scratchnet as sn
+    from scratchnet.mnist.inference import for_inference
     from scratchnet.mnist.models import CNNClassifier
     from scratchnet.nn.functional import cross_entropy
 
@@ -71,6 +74,8 @@ def scratchnet_runner(batch: int, train: bool):
 
     if not train:
         model.eval()
+        if fused:
+            model = for_inference(model)
     return step if train else infer
 
 
@@ -111,11 +116,11 @@ def worker(framework: str, case: str, threads: int, data: Path) -> dict:
     import numpy as np
 
     batch, train, rounds = CASES[case]
-    if framework == "scratchnet":
+    if framework.startswith("scratchnet"):
         from scratchnet.runtime.threads import set_num_threads
 
         set_num_threads(threads)
-        run = scratchnet_runner(batch, train)
+        run = scratchnet_runner(batch, train, fused=framework == "scratchnet-fused")
     else:
         import torch
 
@@ -161,7 +166,7 @@ def prepare_data(folder: Path, count: int = 2048) -> None:
 def run_process(framework: str, case: str, threads: int, data: Path) -> dict:
     env = dict(os.environ)
     env.update(NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
-    if framework == "scratchnet":
+    if framework.startswith("scratchnet"):
         env.pop("OMP_NUM_THREADS")  # scratchnet's BLAS runs on one thread by its own default
     cmd = [sys.executable, __file__, "--worker", framework, case, str(threads), str(data)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=ROOT)
@@ -173,13 +178,27 @@ def run_process(framework: str, case: str, threads: int, data: Path) -> dict:
 def measure(threads: int, cases: list[str], pairs: int, frameworks: list[str], data: Path) -> dict:
     results: dict = {}
     for case in cases:
-        runs: dict[str, list[dict]] = {f: [] for f in frameworks}
+        trains = CASES[case][1]
+        runs: dict[str, list[dict]] = {
+            f: [] for f in frameworks if not (trains and f == "scratchnet-fused")
+        }
         for _ in range(pairs):
-            for framework in frameworks:  # A B C, A B C, ...: each sees the same moments
+            for framework in runs:  # A B C, A B C, ...: each sees the same moments
                 runs[framework].append(run_process(framework, case, threads, data))
         results[case] = runs
         print(format_case(case, runs), flush=True)
     return results
+
+
+def pair_ratios(runs: dict[str, list[dict]]) -> str:
+    """scratchnet / torch eager for every pair, and the fused model's where it ran."""
+    text = ""
+    for name in ("scratchnet", "scratchnet-fused"):
+        if name in runs and "torch" in runs:
+            ratios = [s["median_ms"] / t["median_ms"] for s, t in zip(runs[name], runs["torch"])]
+            listed = ", ".join(f"{r:.2f}" for r in ratios)
+            text += listed if name == "scratchnet" else f" (fused {listed})"
+    return text
 
 
 def format_case(case: str, runs: dict[str, list[dict]]) -> str:
@@ -187,10 +206,7 @@ def format_case(case: str, runs: dict[str, list[dict]]) -> str:
     parts = [f"{case:>10}"]
     parts += [f"{f} {medians[f]:8.3f} ms" for f in runs]
     if "torch" in runs and "scratchnet" in runs:
-        ratios = [
-            s["median_ms"] / t["median_ms"] for s, t in zip(runs["scratchnet"], runs["torch"])
-        ]
-        parts.append("ratio per pair " + ", ".join(f"{r:.2f}" for r in ratios))
+        parts.append("ratio per pair " + pair_ratios(runs))
     if "torch-compile" in runs:
         compile_s = statistics.median(r["first_call_s"] for r in runs["torch-compile"])
         parts.append(f"torch.compile first call {compile_s:.1f} s")
@@ -200,19 +216,19 @@ def format_case(case: str, runs: dict[str, list[dict]]) -> str:
 def markdown(all_results: dict) -> str:
     lines = []
     for threads, results in all_results.items():
-        frameworks = list(next(iter(results.values())))
+        # Every framework that ran any case, in order (the fused model runs inference only).
+        frameworks = list(dict.fromkeys(f for runs in results.values() for f in runs))
         lines.append(f"\n{threads} thread(s), median of each framework's processes (ms):\n")
         header = "| case | " + " | ".join(frameworks) + " | scratchnet / torch per pair |"
         compiled = "torch-compile" in frameworks
         lines.append(header + (" torch.compile's first call (s) |" if compiled else ""))
         lines.append("| --- |" + " --- |" * (len(frameworks) + 1 + compiled))
         for case, runs in results.items():
-            cells = [f"{statistics.median(r['median_ms'] for r in runs[f]):.3f}" for f in runs]
-            ratios = ", ".join(
-                f"{s['median_ms'] / t['median_ms']:.2f}"
-                for s, t in zip(runs["scratchnet"], runs["torch"])
-            )
-            row = f"| {case} | " + " | ".join(cells) + f" | {ratios} |"
+            cells = [
+                f"{statistics.median(r['median_ms'] for r in runs[f]):.3f}" if f in runs else ""
+                for f in frameworks
+            ]
+            row = f"| {case} | " + " | ".join(cells) + f" | {pair_ratios(runs)} |"
             if "torch-compile" in runs:
                 first = statistics.median(r["first_call_s"] for r in runs["torch-compile"])
                 row += f" {first:.1f} |"

@@ -62,7 +62,8 @@ class NonFiniteOutputError(ArithmeticError):
 @dataclass
 class LoadedModel:
     name: str
-    model: Any  # a scratchnet.nn.Module in eval mode
+    model: Any  # a scratchnet.nn.Module in eval mode: /explain, /model/{type}/info
+    predictor: Any  # inference.for_inference(model): the same logits, BatchNorms folded
     metadata: dict[str, Any]
     path: Path
     parameters: int
@@ -116,8 +117,10 @@ class ModelRegistry:
         start = time.perf_counter()
         try:
             model, metadata = load_model(status.path, expected=status.name)
+            predictor = inference.for_inference(model)
             if warmup:
-                self._forward(model, np.zeros((1, 1, 28, 28), dtype=np.float32))
+                for net in (predictor, model):
+                    self._forward(net, np.zeros((1, 1, 28, 28), dtype=np.float32))
         except (CheckpointError, OSError, ValueError) as exc:
             # /models shows this message to clients: without the server's folders in it.
             reason = str(exc).replace(f"{status.path.parent}{os.sep}", "")
@@ -137,6 +140,7 @@ class ModelRegistry:
         status.entry = LoadedModel(
             name=status.name,
             model=model,
+            predictor=predictor,
             metadata=metadata if isinstance(metadata, dict) else {},
             path=status.path,
             parameters=model.num_parameters(trainable_only=False),
@@ -197,7 +201,7 @@ class ModelRegistry:
         x = inference.normalize(img28)
 
         start = time.perf_counter()
-        logits = self._forward(entry.model, x)
+        logits = self._forward(entry.predictor, x)
         inference_ms = (time.perf_counter() - start) * 1000.0
 
         # NaN or infinite scores mean nothing, and cannot be written as JSON. Finite scores

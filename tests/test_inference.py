@@ -64,3 +64,31 @@ def test_predict_is_softmax_of_the_eval_forward(model_class):
     got = np.stack([p.probabilities for p in predictions])
     np.testing.assert_allclose(got, inference.softmax(expected), rtol=1e-6, atol=1e-7)
     assert [p.digit for p in predictions] == list(expected.argmax(1))
+
+
+def test_for_inference_folds_the_cnns_batchnorms_and_keeps_its_answers():
+    from scratchnet import nn
+    from scratchnet.mnist.models import PRETRAINED_DIR, load_model
+
+    model, _ = load_model(PRETRAINED_DIR / "cnn.npz")
+    model.train()
+    served = inference.for_inference(model)
+    assert model.training and not served.training  # the model itself is left as it was
+    assert all(isinstance(getattr(served, f"bn{i}"), nn.Identity) for i in (1, 2, 3))
+    assert isinstance(model.bn1, nn.BatchNorm2d)
+
+    rng = np.random.default_rng(5)
+    x = inference.normalize(rng.random((16, 28, 28), dtype=np.float32) ** 4)
+    expected = inference.logits(model, x)
+    got = inference.logits(served, x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
+
+
+def test_for_inference_copies_a_model_without_batchnorm():
+    manual_seed(0)
+    model = LinearClassifier()
+    served = inference.for_inference(model)
+    assert served is not model and not served.training
+    x = inference.normalize(np.random.default_rng(6).random((4, 28, 28), dtype=np.float32))
+    np.testing.assert_array_equal(inference.logits(served, x), inference.logits(model, x))

@@ -1,5 +1,7 @@
 """One inference path: prepared 28x28 digits -> logits -> probabilities -> Predictions.
 
+    model        the model itself, or (for serving) `for_inference(model)`: an eval-mode copy
+                 whose BatchNorms are folded into the convolutions before them
     images28     (N, 28, 28) pixels in [0, 1], ink = 1 on 0 = background, as
                  imageprep.prepare_image makes them (or MNIST's own digits, scaled by 1/255)
     normalize    x = (images28 - MNIST_MEAN) / MNIST_STD, float32 of shape (N, 1, 28, 28)
@@ -19,9 +21,29 @@ import numpy as np
 
 from scratchnet import nn, no_grad
 from scratchnet.mnist.data import normalize as normalize_pixels
+from scratchnet.mnist.models import CNNClassifier
+from scratchnet.nn.fusion import fuse_modules
 from scratchnet.tensor import Tensor
 
 BATCH_SIZE = 1000  # images per forward pass: bounds the activations' memory
+
+# Each model's Conv2d -> BatchNorm2d pairs, as its forward applies them.
+FUSABLE = {CNNClassifier: [["conv1", "bn1"], ["conv2", "bn2"], ["conv3", "bn3"]]}
+
+
+def for_inference(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of model for predictions, with each BatchNorm that follows a
+    convolution folded into it (scratchnet.nn.fusion): the same logits to float32 rounding,
+    in fewer passes. Measured on one image, 1 thread: the bundled CNN's forward 819 -> 697 us
+    (min of 4 alternating processes, load 9). Models without such pairs are copied as they
+    are. The copy does not follow later changes to model: build it again after training.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        return fuse_modules(model, FUSABLE.get(type(model), []))
+    finally:
+        model.train(was_training)
 
 
 def normalize(images28: np.ndarray) -> np.ndarray:

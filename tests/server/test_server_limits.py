@@ -308,7 +308,7 @@ def test_static_file_with_a_trailing_slash_is_404(client: TestClient) -> None:
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])
 def test_non_finite_model_output_is_a_json_error_not_500(fresh: TestClient, value: float) -> None:
-    model = fresh.app.state.registry.get("linear").model
+    model = fresh.app.state.registry.get("linear").predictor  # what /predict runs
     bias = [param for name, param in model.named_parameters() if name.endswith("bias")][-1]
     saved = bias.data.copy()
     bias.data[...] = value
