@@ -87,23 +87,31 @@ def num_tiles(out_size: int) -> int:
     return -(-out_size // TILE)
 
 
+# GG[a * 6 + b, k * 3 + l] = G[a, k] * G[b, l]: both sides of G @ g @ G.T at once, so that the
+# weight transform of all (o, c) is one matrix product with K = 9. Two tensordots with K = 3
+# and a transposing copy took longer: conv3's 128 x 64 filters, float32, one thread, 725 ->
+# 277 us, and the adjoint 1395 -> 307 us.
+GG = np.kron(G, G)
+
+
 def weight_transform(weight: np.ndarray) -> np.ndarray:
-    """U[a * 6 + b, o, c] = (G @ weight[o, c] @ G.T)[a, b]: (OC, C, 3, 3) -> (36, OC, C)."""
+    """U[a * 6 + b, o, c] = (G @ weight[o, c] @ G.T)[a, b]: (OC, C, 3, 3) -> (36, OC, C).
+
+    As one product: U = GG @ weight.reshape(OC * C, 9).T, viewed as (36, OC, C).
+    """
     OC, C = weight.shape[:2]
-    g = G.astype(weight.dtype)
-    right = np.tensordot(weight, g, axes=([3], [1]))  # weight[o, c] @ G.T: (OC, C, 3, 6)
-    U = np.tensordot(g, right, axes=([1], [2]))  # G @ that: (6, OC, C, 6)
-    return np.ascontiguousarray(U.transpose(0, 3, 1, 2)).reshape(ALPHA * ALPHA, OC, C)
+    taps = weight.reshape(OC * C, 9)
+    return (GG.astype(weight.dtype) @ taps.T).reshape(ALPHA * ALPHA, OC, C)
 
 
 def weight_transform_adjoint(dU: np.ndarray) -> np.ndarray:
-    """dweight[o, c] = G.T @ dU[:, o, c] (as 6x6) @ G: the transpose of weight_transform."""
+    """dweight[o, c] = G.T @ dU[:, o, c] (as 6x6) @ G: the transpose of weight_transform.
+
+    As one product: dweight = dU.reshape(36, OC * C).T @ GG, viewed as (OC, C, 3, 3).
+    """
     _, OC, C = dU.shape
-    g = G.astype(dU.dtype)
-    du = dU.reshape(ALPHA, ALPHA, OC, C)
-    right = np.tensordot(du, g, axes=([1], [0]))  # dU[o, c] @ G: (6, OC, C, 3)
-    dweight = np.tensordot(g, right, axes=([0], [0]))  # G.T @ that: (3, OC, C, 3)
-    return np.ascontiguousarray(dweight.transpose(1, 2, 0, 3))
+    dtaps = dU.reshape(ALPHA * ALPHA, OC * C).T @ GG.astype(dU.dtype)
+    return dtaps.reshape(OC, C, 3, 3)
 
 
 @njit(nogil=True, cache=True)

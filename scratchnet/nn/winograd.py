@@ -94,12 +94,14 @@ class Winograd3x3Function(Function):
         rows, cols, tiles = 4 * tiles_h, 4 * tiles_w, tiles_h * tiles_w
         needs = ctx.needs_input_grad
         dy = np.ascontiguousarray(dy)
-        UT = np.ascontiguousarray(U.transpose(0, 2, 1))
+        UT = U.transpose(0, 2, 1)  # a view: the matrix products read it as transposed
         dx = np.empty_like(x) if needs[0] else None
         no_bias = np.zeros(C, dtype=dy.dtype)
+        needs_bias = len(needs) == 3 and needs[2]
 
-        def backward_chunk(lo: int, hi: int) -> np.ndarray | None:
-            """Samples lo..hi-1, NB at a time: their dx, and their share of dU."""
+        def backward_chunk(lo: int, hi: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+            """Samples lo..hi-1, NB at a time: their dx, and their shares of dU and dbias."""
+            dbias = dy[lo:hi].sum((0, 2, 3)) if needs_bias else None
             dU = np.zeros_like(U) if needs[1] else None
             padded = np.zeros((C, rows + 2, cols + 2, NB), dtype=x.dtype)  # x, then dx
             V = transformed(C, tiles, x.dtype)  # V, then dV
@@ -117,13 +119,13 @@ class Winograd3x3Function(Function):
                     winograd.input_transform_adjoint_into(V, tiles_h, tiles_w, padded)  # B dV B.T
                     winograd.unpack_into(padded, ph, pw, no_bias, dx[s:e])
                     padded[...] = 0  # the margins must be zero again for the next x
-            return dU
+            return dU, dbias
 
-        parts = map_chunks(backward_chunk, ctx.chunks).values()  # forward's chunks
-        dweight = winograd.weight_transform_adjoint(sum(parts)) if needs[1] else None  # G.T dU G
+        dU_parts, dbias_parts = zip(*map_chunks(backward_chunk, ctx.chunks).values())
+        dweight = winograd.weight_transform_adjoint(sum(dU_parts)) if needs[1] else None  # G.T dU G
         if len(needs) == 2:
             return dx, dweight
-        return dx, dweight, dy.sum((0, 2, 3)) if needs[2] else None
+        return dx, dweight, sum(dbias_parts) if needs_bias else None  # dy.sum((0, 2, 3))
 
 
 def transformed(channels: int, tiles: int, dtype: Any) -> np.ndarray:
