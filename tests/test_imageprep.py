@@ -517,12 +517,18 @@ def test_png_preview_round_trip(reference):
     assert base64.b64decode(to_base64_png(reference["7"])) == data
 
 
-def test_preparing_a_canvas_png_is_fast():
-    data = encode(draw_digit("7", ink=(0, 0, 0, 255), paper=(0, 0, 0, 0), mode="RGBA"))
-    prepare_image(data)
-    times = []
-    for _ in range(20):
-        start = time.perf_counter()
-        prepare_image(data)
-        times.append(time.perf_counter() - start)
-    assert np.median(times) < 0.02  # about 1-2 ms on a laptop; generous for busy CI machines
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "1"])
+@pytest.mark.parametrize(
+    ("ink", "paper", "blur"), [(0, 255, 0), (255, 0, 2), (70, 210, 1), (230, 30, 3)]
+)
+def test_opaque_8bit_pictures_prepare_exactly_as_their_luminance_does(mode, ink, paper, blur):
+    """prepare_image looks opaque 8-bit pictures up in a table of their 256 grey levels: the
+    same pixels, to the bit, as the float32 luminance (level / 255) through every step."""
+    grey = draw_digit("7", ink=ink, paper=paper, width=9 + 12 * blur)
+    grey = grey.filter(ImageFilter.GaussianBlur(blur)) if blur else grey
+    noise = np.random.default_rng(blur).integers(-6, 7, (280, 280))
+    grey = Image.fromarray(np.clip(np.asarray(grey) + noise, 0, 255).astype(np.uint8))
+    picture = grey.convert(mode)
+    luminance = (picture.convert("RGB") if mode == "P" else picture).convert("L")
+    expected = prepare_image(np.asarray(luminance, dtype=np.float32) / 255.0)
+    np.testing.assert_array_equal(prepare_image(picture), expected)

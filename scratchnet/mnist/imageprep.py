@@ -167,12 +167,20 @@ def to_grayscale_ink(image: Image.Image | np.ndarray) -> np.ndarray:
     - The paper level is the median of the image border. On light paper the image is inverted,
       so that dark-on-light and light-on-dark drawings give the same ink map.
     """
-    lum, alpha = _luminance_alpha(image)
+    return _ink_map(*_luminance_alpha(image))
+
+
+def _ink_map(lum: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """to_grayscale_ink from float32 luminance and alpha (or None) in [0, 1]."""
     if alpha is not None and alpha.min() < 1.0:
         paper = _paper_under(lum, alpha)
         lum = alpha * (lum - paper) + paper  # = alpha * lum + (1 - alpha) * paper
 
-    background = float(np.median(_border(lum)))
+    return _ink_from_luminance(lum, float(np.median(_border(lum))))
+
+
+def _ink_from_luminance(lum: np.ndarray, background: float) -> np.ndarray:
+    """Ink in [0, 1] from luminance and the paper's level: inverted on light paper."""
     if background > 0.5:
         ink = background - lum
         ink /= background
@@ -187,9 +195,25 @@ def _luminance_alpha(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.nd
     if isinstance(image, np.ndarray):
         return _array_luminance_alpha(image)
 
-    mode = image.mode
-    if mode.startswith("I") or mode == "F":  # I;16 (16-bit PNG), I (32-bit int), F (float)
+    if _is_wide(image):
         return _scale_to_unit(np.asarray(image, dtype=np.float32)), None
+    return _to_unit(*_luminance_alpha8(image))
+
+
+def _to_unit(*planes8: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
+    """8-bit planes (or None) as float32 in [0, 1]."""
+    return tuple(None if a is None else a.astype(np.float32) / 255.0 for a in planes8)
+
+
+def _is_wide(image: Image.Image) -> bool:
+    """I;16 (16-bit PNG), I (32-bit int) and F (float) images: more than 8 bits a sample."""
+    return image.mode.startswith("I") or image.mode == "F"
+
+
+def _luminance_alpha8(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pillow's 8-bit luminance (L) and alpha (None when there is none) of an image that is
+    not _is_wide: uint8 arrays."""
+    mode = image.mode
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif mode in ("RGBa", "PA"):
@@ -198,11 +222,8 @@ def _luminance_alpha(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.nd
         image = image.convert("LA")
     elif mode not in ("1", "L", "LA", "RGB", "RGBA"):  # CMYK, YCbCr, LAB, HSV, RGBX, ...
         image = image.convert("RGB")
-
-    lum = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    alpha = None
-    if image.mode in ("LA", "RGBA"):
-        alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
+    lum = np.asarray(image.convert("L"))
+    alpha = np.asarray(image.getchannel("A")) if image.mode in ("LA", "RGBA") else None
     return lum, alpha
 
 
@@ -303,14 +324,7 @@ def prepare_image(
     if isinstance(image, bytes | bytearray | memoryview):
         image = decode_image(bytes(image), max_pixels=max_pixels)
 
-    ink = to_grayscale_ink(image)
-    peak = float(ink.max())
-    if peak < MIN_CONTRAST:
-        raise NoInkError()
-    ink = ink / peak
-    ink[ink < NOISE_FLOOR] = 0.0
-
-    digit = _crop_to_ink(ink)
+    digit = _cropped_ink(image)
     if restore:
         digit = _restore_strokes(digit)
     digit = _resize_longer_side(digit, DIGIT_BOX)
@@ -319,6 +333,49 @@ def prepare_image(
         raise NoInkError()
     digit /= peak
     return _centre_by_mass(digit)
+
+
+def _cropped_ink(image: Image.Image | np.ndarray) -> np.ndarray:
+    """The ink map, stretched so that its strongest ink is 1, pixels under NOISE_FLOOR
+    dropped, cropped to the ink. Raises NoInkError when no ink reaches MIN_CONTRAST."""
+    if isinstance(image, Image.Image) and not _is_wide(image):
+        lum8, alpha8 = _luminance_alpha8(image)
+        if alpha8 is None or alpha8.min() == 255:  # opaque: nothing to composite
+            return _cropped_ink8(lum8)
+        ink = _ink_map(*_to_unit(lum8, alpha8))
+    else:
+        ink = to_grayscale_ink(image)
+    return _crop_to_ink(_stretched(ink, float(ink.max())))
+
+
+def _stretched(ink: np.ndarray, peak: float) -> np.ndarray:
+    """ink / peak, its values under NOISE_FLOOR set to 0 (paper)."""
+    if peak < MIN_CONTRAST:
+        raise NoInkError()
+    ink = ink / peak
+    ink[ink < NOISE_FLOOR] = 0.0
+    return ink
+
+
+def _cropped_ink8(lum8: np.ndarray) -> np.ndarray:
+    """_cropped_ink for an opaque 8-bit image, the same values, computed once per grey level.
+
+    Every step before the crop maps a pixel's value alone (the paper's level is one number),
+    so the 256 levels go through them, and the image is only looked up in that table: 256
+    values instead of a float32 pass per step over the whole canvas, and only the crop is
+    looked up. The ink is monotone in the level (inverted or not), so the strongest ink is
+    at the darkest or the lightest level present, and the levels that keep ink are one range.
+    """
+    levels = np.arange(256, dtype=np.float32) / 255.0  # the values lum8 / 255.0 can take
+    table = _ink_from_luminance(levels, float(np.median(_border(lum8) / np.float32(255.0))))
+    peak = float(max(table[lum8.min()], table[lum8.max()]))
+    table = _stretched(table, peak)
+    kept = np.flatnonzero(table)
+    # Python ints: NumPy would compare with an int64 scalar in int64, a copy of the canvas.
+    inked = (lum8 >= int(kept[0])) & (lum8 <= int(kept[-1]))
+    rows = np.flatnonzero(inked.any(axis=1))
+    cols = np.flatnonzero(inked.any(axis=0))
+    return np.take(table, lum8[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
