@@ -583,16 +583,16 @@ def restore_strokes(images: np.ndarray) -> np.ndarray:
     """
     x = np.array(images, dtype=np.float64)
     ink = x / 255.0
-    widths = np.array([imageprep.stroke_width(one >= 0.5) for one in ink])
-    sharp = np.array([one.any() and np.median(one[one > 0]) >= imageprep.SOFT_INK for one in ink])
+    widths = _stroke_widths(ink)
+    median = _median_ink(ink)
     thin = (widths > 0) & (widths < imageprep.MIN_STROKE)
-    thick = sharp & (widths > imageprep.MAX_STROKE)
+    thick = (median >= imageprep.SOFT_INK) & (widths > imageprep.MAX_STROKE)
 
     radii = np.zeros(len(x))
     radii[thin] = (imageprep.TARGET_STROKE - widths[thin]) / 2
     cut = np.clip((ink[thick] - imageprep.THICK_CUT) / (1 - imageprep.THICK_CUT), 0.0, 1.0)
     x[thick] = 255.0 * cut
-    cut_widths = np.array([imageprep.stroke_width(one >= 0.5) for one in cut])
+    cut_widths = _stroke_widths(cut)
     radii[thick] = -np.maximum(cut_widths - imageprep.MAX_STROKE, 0.0) / 2
 
     changed = radii != 0
@@ -604,6 +604,23 @@ def restore_strokes(images: np.ndarray) -> np.ndarray:
     which = np.flatnonzero(changed)[kept]
     x[which] = prepare_geometry(restored[kept])
     return x
+
+
+def _stroke_widths(ink: np.ndarray) -> np.ndarray:
+    """(N,): imageprep.stroke_width of each image's ink >= 0.5, as the preparation measures."""
+    return np.array([imageprep.stroke_width(one >= 0.5) for one in ink])
+
+
+def _median_ink(ink: np.ndarray) -> np.ndarray:
+    """(N,): the median of each image's non-zero pixels (0 for a blank image). Sorted, an
+    image's k ink pixels are its last k values."""
+    flat = np.sort(ink.reshape(len(ink), -1), axis=1)
+    size = flat.shape[1]
+    count = np.count_nonzero(flat, axis=1)
+    low = np.minimum(size - count + (count - 1) // 2, size - 1)[:, None]
+    high = np.minimum(size - count + count // 2, size - 1)[:, None]
+    median = (np.take_along_axis(flat, low, 1) + np.take_along_axis(flat, high, 1)) / 2
+    return np.where(count > 0, median[:, 0], 0.0)
 
 
 # --------------------------------------------------------------------------------------------
