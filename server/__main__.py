@@ -58,7 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--inference-mode",
         choices=INFERENCE_MODES,
-        help="run predictions in the thread pool or inline (SCRATCHNET_INFERENCE_MODE)",
+        help="run predictions inline when the image is small, in the thread pool when it is "
+        "large (auto), always in the thread pool, or always inline (SCRATCHNET_INFERENCE_MODE)",
     )
     parser.add_argument(
         "--numba-threads",

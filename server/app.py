@@ -16,11 +16,11 @@
 `create_app(config)` builds an app; `server.app:app` is one built lazily from the SCRATCHNET_*
 environment variables, for `uvicorn server.app:app`. Models are loaded once, in the lifespan.
 
-Where the CPU work runs: a prediction (decode 0.5 ms, prepare 1 ms, CNN forward 0.5 ms for a
-280x280 PNG) runs in Starlette's thread pool (`inference_mode="threadpool"`, the default). The
-hop costs about 0.06 ms; in alternating load-test runs the thread pool served 169-190 req/s
-against 84-91 inline, and inline a large image (0.45 s for a 4000x4000 PNG) would stall every
-other connection. `inference_mode="inline"` is kept for measuring (see server/README.md).
+Where the CPU work runs (`inference_mode`, see `_run` and server/README.md): by default
+("auto") a small image's prediction (a 280x280 canvas PNG: decode, prepare and the CNN's
+forward pass, about 2 ms) runs inline on the event loop, where the hop to a thread and back
+cost more than it spared, and a large image's in Starlette's thread pool, where it cannot stall
+the other connections (0.45 s for a 4000x4000 PNG). "threadpool" and "inline" force one way.
 
 This module must not import torch (tests/server checks): the serving path is NumPy and Numba.
 """
@@ -77,7 +77,7 @@ from server.params import (
     media_type,
     wants_html,
 )
-from server.resources import DecodeBudget
+from server.resources import LARGE_DECODE, DecodeBudget
 
 logger = logging.getLogger("server.app")
 
@@ -102,8 +102,17 @@ def _model_error(exc: UnknownModelError, not_found_status: int) -> APIError:
     return invalid("model_type", str(exc), available_models=exc.available)
 
 
-async def _run(request: Request, fn: Any, *args: Any) -> Any:
-    if request.app.state.config.inference_mode == "inline":
+async def _run(request: Request, decoded_bytes: int, fn: Any, *args: Any) -> Any:
+    """fn(*args) on the event loop or in the thread pool, as inference_mode says.
+
+    "auto" runs an image that decodes to less than LARGE_DECODE bytes (the 280x280 canvas:
+    314 KB; about 2 ms of work) inline: the hop to a thread and back cost more than that
+    stall, 0.40 against 0.86 ms for the web layers of one request (benchmarks/
+    profile_server.py, load 12). A larger image, whose decode and preparation can take
+    hundreds of milliseconds, goes to the thread pool, so that it never stalls the loop.
+    """
+    mode = request.app.state.config.inference_mode
+    if mode == "inline" or (mode == "auto" and 0 < decoded_bytes < LARGE_DECODE):
         return fn(*args)
     return await run_in_threadpool(fn, *args)
 
@@ -120,7 +129,7 @@ async def _predict(
         decoded_bytes = budget.decoded_bytes(image)  # from the header: no pixel decoded yet
         async with budget.slot(decoded_bytes):
             run = registry.explain if explain else registry.predict
-            result = await _run(request, run, image, *options.values())
+            result = await _run(request, decoded_bytes, run, image, *options.values())
     except UnknownModelError as exc:
         raise _model_error(exc, 422) from None
     except NonFiniteOutputError as exc:

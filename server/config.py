@@ -9,7 +9,7 @@
     cors_origins       SCRATCHNET_CORS_ORIGINS          --cors-origins      none (CORS off)
     frontend_dir       SCRATCHNET_FRONTEND_DIR          --frontend-dir      <repo>/frontend
     max_image_pixels   SCRATCHNET_MAX_IMAGE_PIXELS      --max-image-pixels  16 megapixels
-    inference_mode     SCRATCHNET_INFERENCE_MODE        --inference-mode    threadpool
+    inference_mode     SCRATCHNET_INFERENCE_MODE        --inference-mode    auto
     numba_threads      SCRATCHNET_NUMBA_THREADS         --numba-threads     1 (0: all cores)
     max_decode_bytes   SCRATCHNET_MAX_DECODE_BYTES      --max-decode-bytes  64 MiB decoded
     decode_concurrency SCRATCHNET_DECODE_CONCURRENCY    --decode-concurrency  half the cores
@@ -40,7 +40,8 @@ DEFAULT_MAX_DECODE_BYTES = 64 * 1024 * 1024
 # Large decodes at once: half the cores (one on the 2-core machine), so that a flood of large
 # images leaves the other half to everything else. See server/resources.py.
 DEFAULT_DECODE_CONCURRENCY = max(1, (os.cpu_count() or 2) // 2)
-INFERENCE_MODES = ("threadpool", "inline")
+# auto: small images inline on the event loop, large ones in the thread pool (server/app.py)
+INFERENCE_MODES = ("auto", "threadpool", "inline")
 ENV_PREFIX = "SCRATCHNET_"
 
 
@@ -73,7 +74,7 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     frontend_dir: Path = DEFAULT_FRONTEND_DIR
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
-    inference_mode: str = "threadpool"
+    inference_mode: str = "auto"
     # Threads for Numba's parallel kernels in one prediction (0: every core). One is fastest
     # for a single 28x28 image: see server/inference.py.
     numba_threads: int = 1

@@ -28,7 +28,7 @@ def test_defaults() -> None:
     assert config.max_upload_bytes == DEFAULT_MAX_UPLOAD_BYTES == 2 * 1024 * 1024
     assert config.cors_origins == ()
     assert config.frontend_dir == REPO / "frontend"
-    assert config.inference_mode == "threadpool"
+    assert config.inference_mode == "auto"
 
 
 def test_environment_then_overrides(tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_python_m_server_serves(model_dir: Path) -> None:
         stop(process)
 
 
-@pytest.mark.parametrize("mode", ["inline", "threadpool"])
+@pytest.mark.parametrize("mode", ["auto", "inline", "threadpool"])
 @pytest.mark.parametrize("numba_threads", [0, 1])
 def test_inference_settings_all_predict(
     config: ServerConfig, mode: str, numba_threads: int, default_model: str
