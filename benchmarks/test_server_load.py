@@ -1,7 +1,8 @@
 """Load test: a real uvicorn server on 127.0.0.1, POST /predict with a 280x280 PNG on the CNN.
 
 SCRATCHNET_LOAD_MODEL=linear tests the linear model instead; SCRATCHNET_LOAD_WORKERS=1,2 (the
-default) lists the uvicorn worker counts to test.
+default) lists the uvicorn worker counts to test; SCRATCHNET_LOAD_CLIENTS (8) sets the number of
+concurrent clients of the throughput phase.
 
     .venv/bin/pytest benchmarks/test_server_load.py -m slow -s
 
@@ -15,7 +16,8 @@ multipart body, so that the client side costs as little CPU as possible: on a 2-
 client and server compete for the same cores. Every request is bounded by a timeout and the
 number of requests is fixed, so the test stops by itself.
 
-Targets (from the brief): p50 < 5 ms, >= 300 requests/s. The test asserts that no request
+Targets (issue 16): p50 2 ms or less with one client, 600 requests/s or more with 2 workers and
+8 clients. The test asserts that no request
 failed; it prints the figures and records them in pytest-benchmark's extra_info for
 `make bench`.
 """
@@ -37,7 +39,7 @@ from tests.processes import running_server
 
 REQUESTS = 2000
 LATENCY_REQUESTS = 300
-CLIENTS = 4
+CLIENTS = int(os.environ.get("SCRATCHNET_LOAD_CLIENTS", "8"))
 WARMUP_REQUESTS = 50
 TIMEOUT = 30.0
 MODEL = os.environ.get("SCRATCHNET_LOAD_MODEL", "cnn")  # or "linear"

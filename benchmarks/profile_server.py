@@ -1,0 +1,288 @@
+"""Where the time of one POST /predict goes: a 280x280 canvas PNG on the CNN, layer by layer.
+
+    python benchmarks/profile_server.py                 # every part, 400 rounds each
+    python benchmarks/profile_server.py --parts stages asgi --rounds 1000
+
+Three parts, each a median over `--rounds` repetitions in this process (or, for `http`, over
+one keep-alive client's requests to a real server):
+
+    stages   the prediction's own steps, as server.inference.ModelRegistry.predict runs them:
+             PNG decode, each step of scratchnet.mnist.imageprep.prepare_image, normalize,
+             the forward pass (under the registry's lock and thread count), softmax and the
+             answer's fields, the JSON body, the Prometheus metrics
+    asgi     the whole app called in-process through ASGI (no socket): routing, the
+             middleware, multipart parsing, the thread-pool hop, the handler; and the same app
+             with the handler's work (registry.predict) replaced by a canned answer, which is
+             what the web layers alone cost
+    http     a real `uvicorn` server on 127.0.0.1 with one worker, one client on one keep-alive
+             connection: the round trip with each HTTP parser (h11, httptools) and event loop
+             (asyncio, uvloop) that is installed
+
+The body is the load test's (benchmarks/test_server_load.py): the same drawing, the same
+multipart encoding. Time it under the machine's shared lock, as every timed run here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.cold_start import drawing_png, multipart  # noqa: E402
+
+PARTS = ("stages", "asgi", "http")
+INFERENCE_MODES = ("threadpool", "inline")
+
+
+def median_us(fn: Callable[[], Any], rounds: int, warmup: int = 20) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e6 * statistics.median(times)
+
+
+def report(rows: list[tuple[str, float]], total_label: str | None = None) -> None:
+    for name, us in rows:
+        print(f"  {name:<44} {us / 1000:8.3f} ms")
+    if total_label:
+        print(f"  {total_label:<44} {sum(us for _, us in rows) / 1000:8.3f} ms")
+
+
+# ---------------------------------------------------------------------------------------------
+# stages: the prediction's own work
+# ---------------------------------------------------------------------------------------------
+
+
+def profile_stages(rounds: int) -> None:
+    import numpy as np
+    from starlette.responses import JSONResponse
+
+    from scratchnet.mnist import imageprep, inference
+    from scratchnet.mnist.models import PRETRAINED_DIR
+    from server.inference import ModelRegistry
+    from server.metrics import Metrics
+
+    registry = ModelRegistry(PRETRAINED_DIR, imageprep.DEFAULT_MAX_PIXELS)
+    registry.load_all()
+    entry = registry.get("cnn")
+    metrics = Metrics(["cnn", "linear"])
+    png = drawing_png()
+
+    # Each step's input, computed once by the same calls prepare_image makes (an opaque 8-bit
+    # picture: the table path of imageprep._cropped_ink).
+    image = imageprep.decode_image(png)
+    lum8, _ = imageprep._luminance_alpha8(image)
+    crop = imageprep._cropped_ink8(lum8)
+    restored = imageprep._restore_strokes(crop)
+    resized = imageprep._resize_longer_side(restored, imageprep.DIGIT_BOX)
+    resized /= float(resized.max())
+    img28 = imageprep._centre_by_mass(resized)
+    x = inference.normalize(img28)
+    logits = registry._forward(entry.predictor, x)
+    prediction = inference.Prediction(inference.softmax(logits[0]))
+    answer = registry._answer(entry, prediction, 0.5, img28, 3, False)
+
+    def answer_fields() -> None:
+        p = inference.Prediction(inference.softmax(logits[0]))
+        registry._answer(entry, p, 0.5, img28, 3, False)
+
+    rows = [
+        ("decode_image (PNG -> PIL, 280x280 RGB)", lambda: imageprep.decode_image(png)),
+        ("8-bit luminance (PIL convert L)", lambda: imageprep._luminance_alpha8(image)),
+        ("ink, stretch, crop (256-level table)", lambda: imageprep._cropped_ink8(lum8)),
+        ("_restore_strokes", lambda: imageprep._restore_strokes(crop)),
+        ("_resize_longer_side to 20 px", lambda: imageprep._resize_longer_side(restored, 20)),
+        ("_centre_by_mass", lambda: imageprep._centre_by_mass(resized)),
+        ("inference.normalize", lambda: inference.normalize(img28)),
+        ("forward, BN folded (lock, 1 thread)", lambda: registry._forward(entry.predictor, x)),
+        ("  the same, the model as trained", lambda: registry._forward(entry.model, x)),
+        ("softmax, Prediction, answer fields", answer_fields),
+        ("JSONResponse body", lambda: JSONResponse(answer)),
+        ("metrics.observe_prediction", lambda: metrics.observe_prediction("cnn", "7", 0.5)),
+    ]
+    print(f"stages, median of {rounds} rounds each:")
+    timed = [(name, median_us(fn, rounds)) for name, fn in rows]
+    report([row for row in timed if not row[0].startswith("  ")], "sum of the stages")
+    report([row for row in timed if row[0].startswith("  ")])
+    whole = median_us(lambda: registry.predict(png, "cnn", 3, False), rounds)
+    print(f"  {'registry.predict, whole (decode to answer)':<44} {whole / 1000:8.3f} ms")
+    np.testing.assert_array_equal(imageprep.prepare_image(image), img28)  # the same steps
+
+
+# ---------------------------------------------------------------------------------------------
+# asgi: the app in-process, without a socket
+# ---------------------------------------------------------------------------------------------
+
+
+def asgi_request(app: Any, body: bytes, content_type: str) -> Callable[[], Awaitable[None]]:
+    """One POST /predict through the app's ASGI interface, as uvicorn would send it."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+    async def call() -> None:
+        sent = False
+        statuses = []
+
+        async def receive() -> dict:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)  # a client that waits for the answer
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await app(dict(scope), receive, send)
+        if statuses != [200]:
+            raise RuntimeError(f"POST /predict answered {statuses}")
+
+    return call
+
+
+async def interleaved_medians_us(
+    calls: dict[str, Callable[[], Awaitable[None]]], rounds: int, block: int = 20
+) -> dict[str, float]:
+    """The median time of each coroutine function, calls alternating in blocks of `block`, so
+    that each sees the same moments of a busy machine; all in one task (as uvicorn's: anyio
+    stops its worker threads when the task that started them ends)."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for fn in calls.values():
+        for _ in range(block):
+            await fn()
+    for _ in range(max(1, rounds // block)):
+        for name, fn in calls.items():
+            for _ in range(block):
+                start = time.perf_counter()
+                await fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: 1e6 * statistics.median(ts) for name, ts in times.items()}
+
+
+def profile_asgi(rounds: int) -> None:
+    from scratchnet.mnist.models import PRETRAINED_DIR
+    from server.app import create_app
+    from server.config import ServerConfig
+
+    png = drawing_png()
+    body, content_type = multipart({"model_type": "cnn"}, png)
+    apps = {
+        mode: create_app(ServerConfig.from_env(model_dir=PRETRAINED_DIR, inference_mode=mode))
+        for mode in INFERENCE_MODES
+    }
+
+    async def measure() -> dict[str, float]:
+        async with contextlib.AsyncExitStack() as stack:
+            whole, web = {}, {}
+            for mode, app in apps.items():
+                await stack.enter_async_context(app.router.lifespan_context(app))
+                request = asgi_request(app, body, content_type)
+                whole[f"app(POST /predict), inference {mode}"] = request
+                web[f"  the web layers alone (canned answer), {mode}"] = request
+            medians = await interleaved_medians_us(whole, rounds)
+            for app in apps.values():  # the same requests, predict's answer canned
+                canned = app.state.registry.predict(png, "cnn", 3, False)
+                app.state.registry.predict = lambda *args, answer=canned: dict(answer)
+            return medians | await interleaved_medians_us(web, rounds)
+
+    rows = list(asyncio.run(measure()).items())
+    print(f"asgi, median of {rounds} rounds each, interleaved (no socket, no HTTP parsing):")
+    report(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# http: a real server, one keep-alive client
+# ---------------------------------------------------------------------------------------------
+
+LAUNCH = """
+import sys, uvicorn
+from server.__main__ import _listen_with_nodelay
+_listen_with_nodelay()
+uvicorn.run("server.app:create_app", factory=True, port=int(sys.argv[1]), http=sys.argv[2],
+            loop=sys.argv[3], access_log=False, log_level="warning")
+"""
+
+
+def profile_http(rounds: int) -> None:
+    import os
+    import subprocess
+
+    from benchmarks.test_server_load import run_clients
+    from tests.processes import _healthy, free_port, stop
+
+    body, content_type = multipart({"model_type": "cnn"}, drawing_png())
+    parsers = [p for p in ("h11", "httptools") if importlib.util.find_spec(p)]
+    loops = [lp for lp in ("asyncio", "uvloop") if importlib.util.find_spec(lp)]
+    print(f"http, one client on one keep-alive connection, {rounds} requests, 1 worker:")
+    for mode in INFERENCE_MODES:
+        for parser in parsers:
+            for loop in loops:
+                port = free_port()
+                cmd = [sys.executable, "-c", LAUNCH, str(port), parser, loop]
+                env = dict(os.environ, SCRATCHNET_INFERENCE_MODE=mode)
+                process = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE)
+                try:
+                    deadline = time.monotonic() + 60
+                    while not _healthy(port):
+                        if process.poll() is not None or time.monotonic() > deadline:
+                            raise RuntimeError(process.stderr.read().decode()[-2000:])
+                        time.sleep(0.05)
+                    address = ("127.0.0.1", port)
+                    run_clients(address, body, content_type, 50, 1)  # warm-up
+                    latencies, errors, wall = run_clients(address, body, content_type, rounds, 1)
+                finally:
+                    stop(process)
+                if errors:
+                    raise RuntimeError(f"{parser}/{loop}/{mode}: {errors[:3]}")
+                p50 = 1000 * statistics.median(latencies)
+                label = f"{parser} + {loop}, inference {mode}"
+                print(f"  {label:<44} {p50:8.3f} ms p50, {rounds / wall:5.0f} req/s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--rounds", type=int, default=400)
+    args = parser.parse_args(argv)
+    from scratchnet.runtime.threads import set_num_threads
+
+    set_num_threads(1)  # as the server's forward pass runs (--numba-threads 1)
+    for part in args.parts:
+        {"stages": profile_stages, "asgi": profile_asgi, "http": profile_http}[part](args.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
