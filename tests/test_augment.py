@@ -20,6 +20,8 @@ from scratchnet.mnist.augment import (
     random_affine,
     restore_strokes,
     separable,
+    stroke_widths,
+    stroke_widths_reference,
     warp_affine,
     warp_affine_reference,
     warp_displacement,
@@ -486,6 +488,23 @@ def test_restore_strokes_treats_thick_and_thin_digits_as_the_preparation_does(mn
         )
         # Measured: 3x 5.0 -> 4.0 px (the preparation: 3.7), 0.5x 1.3 -> 1.9 px (2.2).
         assert abs(after - wanted) < 0.5 * abs(before - wanted)
+
+
+@pytest.mark.parametrize("shape", [(6, 28, 28), (5, 3, 9), (3, 1, 1), (4, 10, 6)])
+def test_stroke_widths_kernel_matches_reference(shape: tuple[int, int, int]) -> None:
+    rng = np.random.default_rng(0)
+    masks = rng.random(shape) > rng.random((shape[0], 1, 1))
+    masks[0] = False  # blank: width 0
+    masks[1] = True  # ink up to every edge
+    widths = stroke_widths(masks)
+    assert widths[0] == 0.0 and widths[1] > 0
+    np.testing.assert_array_equal(widths, stroke_widths_reference(masks))
+
+
+def test_stroke_widths_of_mnist(mnist) -> None:
+    masks = mnist.test_images[:50] >= 128
+    np.testing.assert_array_equal(stroke_widths(masks), stroke_widths_reference(masks))
+    assert 1.5 < np.median(stroke_widths(masks)) < 3.5
 
 
 def test_restore_strokes_leaves_soft_and_typical_digits_alone(mnist) -> None:
