@@ -100,55 +100,48 @@ def test_pack_into_matches_numpy_and_leaves_the_margins(dtype, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [NB, 5])
-def test_unpack_into_matches_numpy_with_a_bias(dtype, n):
-    C, H, W, top, left = 3, 6, 5, 1, 2
-    t = rng.standard_normal((C, H + 3, W + 2, NB)).astype(dtype)
-    bias = rng.standard_normal(C).astype(dtype)
-    got = np.empty((n, C, H, W), dtype=dtype)
-    want = np.empty_like(got)
-    wg.unpack_into(t, top, left, bias, got)
-    wg.unpack_into_reference(t, top, left, bias, want)
-    np.testing.assert_array_equal(got, want)
-    expected = t[:, top : top + H, left : left + W, :n].transpose(3, 0, 1, 2) + bias[:, None, None]
-    np.testing.assert_array_equal(got, expected)
+@pytest.mark.parametrize("C", CHANNELS)
+@pytest.mark.parametrize("tiles_h, tiles_w", TILE_COUNTS)
+def test_input_transform_matches_numpy(dtype, C, tiles_h, tiles_w):
+    x = rng.standard_normal((C, 4 * tiles_h + 2, 4 * tiles_w + 2, NB)).astype(dtype)
+    got = np.zeros((36, C, tiles_h * tiles_w * NB), dtype=dtype)
+    want = np.zeros_like(got)
+    wg.input_transform_into(x, tiles_h, tiles_w, got)
+    wg.input_transform_into_reference(x, tiles_h, tiles_w, want)
+    np.testing.assert_allclose(got, want, rtol=tol(dtype), atol=tol(dtype) * 10)
 
 
-def tiles_shape(C, tiles_h, tiles_w, margin):
-    """An image-side array: (C, 4 * tiles_h + margin, 4 * tiles_w + margin, NB)."""
-    return (C, 4 * tiles_h + margin, 4 * tiles_w + margin, NB)
-
-
-def transformed_shape(C, tiles_h, tiles_w, margin):
-    """A transformed array: (36, C, tiles * NB)."""
-    return (36, C, tiles_h * tiles_w * NB)
-
-
-# kernel name, the shape of its input, the shape of its output (filled with zeros first: the
-# adjoint of the input transform adds into it), and the image side's margin (6-wide input
-# tiles 4 apart need 2 more rows and columns; 4-wide output tiles none)
-TRANSFORMS = [
-    pytest.param(name, src, dst, margin, id=name)
-    for name, src, dst, margin in [
-        ("input_transform_into", tiles_shape, transformed_shape, 2),
-        ("input_transform_adjoint_into", transformed_shape, tiles_shape, 2),
-    ]
+# The input gradient is written into the layer's (n, C, H, W) array: 6-wide tiles 4 apart,
+# shifted by the padding (top, left) and cut to (H, W), with H + top and W + left at most 4 *
+# tiles + 2, as in the layer; short chunks (n < NB).
+# (tiles_h, tiles_w, n, H, W, top, left)
+INPUT_GRAD_CASES = [
+    (1, 1, NB, 4, 4, 1, 1),
+    (2, 3, 5, 7, 10, 1, 1),
+    (4, 4, 1, 14, 14, 1, 1),
+    (2, 2, NB, 6, 5, 0, 2),
+    (3, 3, 3, 10, 13, 2, 0),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("C", CHANNELS)
-@pytest.mark.parametrize("tiles_h, tiles_w", TILE_COUNTS)
-@pytest.mark.parametrize("name, in_shape, out_shape, margin", TRANSFORMS)
-def test_transform_kernel_matches_numpy(
-    name, in_shape, out_shape, margin, dtype, C, tiles_h, tiles_w
-):
-    src = rng.standard_normal(in_shape(C, tiles_h, tiles_w, margin)).astype(dtype)
-    got = np.zeros(out_shape(C, tiles_h, tiles_w, margin), dtype=dtype)
-    want = np.zeros_like(got)
-    getattr(wg, name)(src, tiles_h, tiles_w, got)
-    getattr(wg, f"{name}_reference")(src, tiles_h, tiles_w, want)
+@pytest.mark.parametrize("tiles_h, tiles_w, n, H, W, top, left", INPUT_GRAD_CASES)
+def test_input_transform_adjoint_matches_numpy(dtype, C, tiles_h, tiles_w, n, H, W, top, left):
+    dV = rng.standard_normal((36, C, tiles_h * tiles_w * NB)).astype(dtype)
+    got = np.full((n, C, H, W), np.nan, dtype=dtype)
+    want = np.empty_like(got)
+    wg.input_transform_adjoint_into(dV, tiles_h, tiles_w, top, left, got)
+    wg.input_transform_adjoint_into_reference(dV, tiles_h, tiles_w, top, left, want)
     np.testing.assert_allclose(got, want, rtol=tol(dtype), atol=tol(dtype) * 10)
+    # The first tile by hand: B @ v @ B.T, v the 6x6 of sample 0, channel 0, placed at
+    # (-top, -left); only the rows and columns that neither the padding nor tile 2 touch.
+    v = dV[:, 0, 0].astype(np.float64).reshape(6, 6)
+    tile = BT.T @ v @ BT
+    rows, cols = min(4, H + top) - top, min(4, W + left) - left
+    np.testing.assert_allclose(
+        got[0, 0, :rows, :cols], tile[top : top + rows, left : left + cols], rtol=tol(dtype)
+    )
 
 
 # The output side works on the layer's (n, C, OH, OW) arrays: outputs cut where the last
@@ -195,15 +188,18 @@ def test_output_transform_adjoint_matches_numpy(dtype, C, tiles_h, tiles_w, n, O
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tiles_h, tiles_w", TILE_COUNTS)
-def test_input_transform_adjoint_is_its_transpose(tiles_h, tiles_w):
+@pytest.mark.parametrize("tiles_h, tiles_w, n, H, W, top, left", INPUT_GRAD_CASES)
+def test_input_transform_adjoint_is_its_transpose(tiles_h, tiles_w, n, H, W, top, left):
+    # The adjoint of x -> pack_into (padding) -> input_transform_into.
     C = 3
-    x = rng.standard_normal((C, 4 * tiles_h + 2, 4 * tiles_w + 2, NB))
+    x = rng.standard_normal((n, C, H, W))
     v = rng.standard_normal((36, C, tiles_h * tiles_w * NB))
+    padded = np.zeros((C, 4 * tiles_h + 2, 4 * tiles_w + 2, NB))
+    wg.pack_into(x, top, left, padded)
     V = np.empty_like(v)
-    wg.input_transform_into(x, tiles_h, tiles_w, V)
-    dx = np.zeros_like(x)
-    wg.input_transform_adjoint_into(v, tiles_h, tiles_w, dx)
+    wg.input_transform_into(padded, tiles_h, tiles_w, V)
+    dx = np.empty_like(x)
+    wg.input_transform_adjoint_into(v, tiles_h, tiles_w, top, left, dx)
     assert close_dots(dot(V, v), dot(x, dx))
 
 

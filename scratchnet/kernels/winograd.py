@@ -29,9 +29,10 @@ Winograd3x3Function) composes them with the matrix products.
 Layout: the kernels work on a chunk of NB samples with the batch innermost, `(C, H, W, NB)`,
 so the loops over the batch are contiguous and vectorise. A transformed array is
 `(36, C, tiles * NB)`, column index (th, tw, n). The input side is packed into that layout
-first (pack_into, with the padding); the output side is not: the output transform writes the
-layer's (n, C, OH, OW) output and its adjoint reads the upstream gradient of that shape, one
-4x4 tile at a time through a small buffer.
+first (pack_into, with the padding); the other kernels read and write the layer's own
+(n, C, H, W) arrays directly, through small buffers: the output transform writes the output,
+its adjoint reads the upstream gradient, and the input transform's adjoint writes the input's
+gradient.
 
 Each kernel has a NumPy twin (`*_reference`, the same signature) that writes the same
 transform with the matrices and einsum: the oracle in tests/test_winograd.py.
@@ -142,27 +143,6 @@ def pack_into_reference(x, top, left, out):
     block[..., n:] = 0
 
 
-@njit(nogil=True, cache=True)
-def unpack_into(t, top, left, bias, y):
-    """y[n, c, i, j] = t[c, top + i, left + j, n] + bias[c]: pack_into undone, plus a bias.
-
-    y (n, C, H, W) with n <= NB; t (C, rows, cols, NB); bias (C,), zeros for none.
-    """
-    n_used, C, H, W = y.shape
-    for c in range(C):
-        for i in range(H):  # one (W, NB) block of t per image row: it stays in L1
-            row = t[c, top + i]
-            for n in range(n_used):
-                for j in range(W):
-                    y[n, c, i, j] = row[left + j, n] + bias[c]
-
-
-def unpack_into_reference(t, top, left, bias, y):
-    """NumPy twin of unpack_into."""
-    n, _, H, W = y.shape
-    y[...] = t[:, top : top + H, left : left + W, :n].transpose(3, 0, 1, 2) + bias[:, None, None]
-
-
 # float32 constants: an int literal would turn every float32 product into float64.
 TWO, FOUR, FIVE, EIGHT = np.float32(2), np.float32(4), np.float32(5), np.float32(8)
 
@@ -256,16 +236,23 @@ def input_transform_into(x, tiles_h, tiles_w, V):
 
 
 @njit(nogil=True, cache=True)
-def input_transform_adjoint_into(dV, tiles_h, tiles_w, dx):
-    """dx[c, 4th : 4th+6, 4tw : 4tw+6, n] += B @ dV[:, c, t * NB + n] (as 6x6) @ B.T, B = BT.T.
+def input_transform_adjoint_into(dV, tiles_h, tiles_w, top, left, dx):
+    """dx[n, c] = the sum over tiles of B @ dV[:, c, t * NB + n] (as 6x6) @ B.T, B = BT.T,
 
-    The transpose of input_transform_into: each tile's gradient goes back to the 36 inputs it
-    was computed from, and the overlapping tiles add up. dx must start at zero.
-    dV (36, C, tiles_h * tiles_w * NB); dx (C, 4 * tiles_h + 2, 4 * tiles_w + 2, NB).
+    each tile placed at (4th - top, 4tw - left) and cut to dx's (H, W): the transpose of
+    pack_into followed by input_transform_into. Each tile's gradient goes back to the 36
+    inputs it was computed from, and the overlapping tiles add up, in a zeroed scratch plane
+    of one channel (it stays in L1) that is then copied into dx. dx is the layer's (n, C, H, W)
+    input gradient, n <= NB, written directly (measured, conv2 of the CNN at batch 64, one
+    thread: 0.98 -> 0.76 ms against adding into a (C, rows, cols, NB) array and unpacking it).
+    dV (36, C, tiles_h * tiles_w * NB).
     """
-    C, nb = dx.shape[0], NB
+    n_used, C, H, W = dx.shape
+    nb = NB
+    plane = np.empty((4 * tiles_h + 2, 4 * tiles_w + 2, nb), dtype=dx.dtype)
     q = np.empty((6, 6, nb), dtype=dx.dtype)  # q[a, b] = (B @ row a of the tile)[b]
     for c in range(C):
+        plane[...] = 0
         for th in range(tiles_h):
             for tw in range(tiles_w):
                 i, j, t0 = 4 * th, 4 * tw, (th * tiles_w + tw) * nb
@@ -281,12 +268,17 @@ def input_transform_adjoint_into(dV, tiles_h, tiles_w, dx):
                         e0, e1, e2, e3, e4, e5 = _b(
                             q[0, b, n], q[1, b, n], q[2, b, n], q[3, b, n], q[4, b, n], q[5, b, n]
                         )
-                        dx[c, i, j + b, n] += e0
-                        dx[c, i + 1, j + b, n] += e1
-                        dx[c, i + 2, j + b, n] += e2
-                        dx[c, i + 3, j + b, n] += e3
-                        dx[c, i + 4, j + b, n] += e4
-                        dx[c, i + 5, j + b, n] += e5
+                        plane[i, j + b, n] += e0
+                        plane[i + 1, j + b, n] += e1
+                        plane[i + 2, j + b, n] += e2
+                        plane[i + 3, j + b, n] += e3
+                        plane[i + 4, j + b, n] += e4
+                        plane[i + 5, j + b, n] += e5
+        for i in range(H):  # one (W, NB) block of the plane per image row: it stays in L1
+            row = plane[top + i]
+            for n in range(n_used):
+                for j in range(W):
+                    dx[n, c, i, j] = row[left + j, n]
 
 
 @njit(nogil=True, cache=True)
@@ -404,15 +396,17 @@ def input_transform_into_reference(x, tiles_h, tiles_w, V):
     V[...] = np.einsum("ak,bl,chwkln->abchwn", BT, BT, d).reshape(ALPHA * ALPHA, C, -1)
 
 
-def input_transform_adjoint_into_reference(dV, tiles_h, tiles_w, dx):
+def input_transform_adjoint_into_reference(dV, tiles_h, tiles_w, top, left, dx):
     """NumPy twin of input_transform_adjoint_into: B @ dV @ B.T per tile, added tile by tile."""
-    C, _, _, nb = dx.shape
-    v = dV.reshape(ALPHA, ALPHA, C, tiles_h, tiles_w, nb)
+    n, C, H, W = dx.shape
+    v = dV.reshape(ALPHA, ALPHA, C, tiles_h, tiles_w, NB)
     tiles = np.einsum("ak,bl,abchwn->chwkln", BT, BT, v)
+    padded = np.zeros((C, TILE * tiles_h + 2, TILE * tiles_w + 2, NB), dtype=dx.dtype)
     for th in range(tiles_h):
         for tw in range(tiles_w):
             i, j = TILE * th, TILE * tw
-            dx[:, i : i + ALPHA, j : j + ALPHA] += tiles[:, th, tw]
+            padded[:, i : i + ALPHA, j : j + ALPHA] += tiles[:, th, tw]
+    dx[...] = padded[:, top : top + H, left : left + W, :n].transpose(3, 0, 1, 2)
 
 
 def output_transform_into_reference(M, tiles_h, tiles_w, bias, y):

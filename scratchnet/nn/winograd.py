@@ -96,14 +96,13 @@ class Winograd3x3Function(Function):
         dy = np.ascontiguousarray(dy)
         UT = U.transpose(0, 2, 1)  # a view: the matrix products read it as transposed
         dx = np.empty_like(x) if needs[0] else None
-        no_bias = np.zeros(C, dtype=dy.dtype)
         needs_bias = len(needs) == 3 and needs[2]
 
         def backward_chunk(lo: int, hi: int) -> tuple[np.ndarray | None, np.ndarray | None]:
             """Samples lo..hi-1, NB at a time: their dx, and their shares of dU and dbias."""
             dbias = dy[lo:hi].sum((0, 2, 3)) if needs_bias else None
             dU = np.zeros_like(U) if needs[1] else None
-            padded = np.zeros((C, rows + 2, cols + 2, NB), dtype=x.dtype)  # x, then dx
+            padded = np.zeros((C, rows + 2, cols + 2, NB), dtype=x.dtype)
             V = transformed(C, tiles, x.dtype)  # V, then dV
             dM = transformed(OC, tiles, dy.dtype)
             for s in range(lo, hi, NB):
@@ -115,10 +114,8 @@ class Winograd3x3Function(Function):
                     dU += dM[:, :OC] @ V[:, :C].transpose(0, 2, 1)  # dU = dM @ V.T
                 if needs[0]:
                     np.matmul(UT, dM[:, :OC], out=V[:, :C])  # dV = U.T @ dM
-                    padded[...] = 0
-                    winograd.input_transform_adjoint_into(V, tiles_h, tiles_w, padded)  # B dV B.T
-                    winograd.unpack_into(padded, ph, pw, no_bias, dx[s:e])
-                    padded[...] = 0  # the margins must be zero again for the next x
+                    # dx = B dV B.T, tile by tile, the overlaps added up, the padding cut off
+                    winograd.input_transform_adjoint_into(V, tiles_h, tiles_w, ph, pw, dx[s:e])
             return dU, dbias
 
         dU_parts, dbias_parts = zip(*map_chunks(backward_chunk, ctx.chunks).values())
