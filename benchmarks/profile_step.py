@@ -10,7 +10,9 @@ walk, Tensor creation, zero_grad) is reported as "engine / other". A cProfile of
 follows, sorted by own time.
 
 Medians over the steps are reported, with the usual warning: other processes on this machine
-make the numbers noisy; compare shares rather than absolute times.
+make the numbers noisy; compare shares rather than absolute times. `--clock cpu` times with the
+calling thread's CPU time instead of the wall clock: with NUMBA_NUM_THREADS=1 that is all of
+the step's work, and other processes then change it much less (cache sharing aside).
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ KERNELS = [
     (winograd, "output_transform_into"),
     (winograd, "output_transform_adjoint_into"),
     (winograd, "input_transform_adjoint_into"),
-    (winograd, "unpack_into"),
     (ops.activation, "relu_forward"),
     (ops.activation, "relu_backward"),
     (pooling, "max_pool2d_forward"),
@@ -60,6 +61,7 @@ KERNELS = [
     (batchnorm, "normalize_backward"),
 ]
 
+clock = time.perf_counter  # or time.thread_time: --clock
 times: dict[str, list[float]] = defaultdict(list)  # label -> seconds of each call in a step
 step_times: dict[str, float] = defaultdict(float)
 
@@ -81,18 +83,18 @@ def _instrument() -> None:
             counters[cls.__name__] += 1
             label = f"{cls.__name__}#{counters[cls.__name__]}"
             ctx.profile_label = label
-            start = time.perf_counter()
+            start = clock()
             out = original(ctx, *args, **kwargs)
-            step_times[f"{label} forward"] += time.perf_counter() - start
+            step_times[f"{label} forward"] += clock() - start
             return out
 
         return staticmethod(forward)
 
     def wrap_backward(original: Callable) -> Callable:
         def backward(ctx: Any, dy: Any) -> Any:
-            start = time.perf_counter()
+            start = clock()
             out = original(ctx, dy)
-            step_times[f"{ctx.profile_label} backward"] += time.perf_counter() - start
+            step_times[f"{ctx.profile_label} backward"] += clock() - start
             return out
 
         return staticmethod(backward)
@@ -105,9 +107,9 @@ def _instrument() -> None:
 
     def wrap_kernel(name: str, original: Callable) -> Callable:
         def kernel(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start = clock()
             out = original(*args, **kwargs)
-            step_times[f"  kernel {name}"] += time.perf_counter() - start
+            step_times[f"  kernel {name}"] += clock() - start
             return out
 
         return kernel
@@ -126,7 +128,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--out", default=str(Path(__file__).parent / "profile_cnn_step.txt"))
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     args = parser.parse_args()
+    global clock
+    clock = time.perf_counter if args.clock == "wall" else time.thread_time
 
     scratchnet.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -149,9 +154,9 @@ def main() -> None:
     original_step = optimizer.step
 
     def timed_step() -> None:
-        start = time.perf_counter()
+        start = clock()
         original_step()
-        step_times["optimizer (AdamW) step"] += time.perf_counter() - start
+        step_times["optimizer (AdamW) step"] += clock() - start
 
     optimizer.step = timed_step  # type: ignore[method-assign]
 
@@ -159,9 +164,9 @@ def main() -> None:
     for _ in range(args.steps):
         step_times.clear()
         _instrument.reset()  # type: ignore[attr-defined]
-        start = time.perf_counter()
+        start = clock()
         step()
-        totals.append(time.perf_counter() - start)
+        totals.append(clock() - start)
         for label, seconds in step_times.items():
             times[label].append(seconds)
 
@@ -173,7 +178,8 @@ def main() -> None:
         f"CNN training step (forward, cross-entropy, backward, AdamW), batch {args.batch}, "
         f"float32, median of {args.steps} steps",
         f"Numba threads {get_num_threads()}, BLAS threads {blas_threads()}, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
+        f"{'wall clock' if args.clock == 'wall' else 'CPU time of the calling thread'}",
         f"step: {1e3 * total:.1f} ms",
         "",
         f"{'operation':<44}{'ms':>9}{'share':>8}",
