@@ -46,7 +46,6 @@ from scratchnet.tensor import Function, Tensor
 KERNELS = [
     (conv, "im2col"),
     (conv, "col2im"),
-    (winograd, "pack_into"),
     (winograd, "input_transform_into"),
     (winograd, "output_transform_into"),
     (winograd, "output_transform_adjoint_into"),
@@ -211,7 +210,7 @@ def main() -> None:
         "",
         f"Convolutions, forward + backward, all layers: {1e3 * conv_total:.1f} ms "
         f"({100 * conv_total / total:.0f}% of the step); their kernels (im2col, col2im, the "
-        f"Winograd transforms and packing) {1e3 * conv_kernels:.1f} ms of thread time, the rest "
+        f"Winograd transforms) {1e3 * conv_kernels:.1f} ms of thread time, the rest "
         f"mostly BLAS products",
     ]
 

@@ -81,41 +81,11 @@ def test_weight_transform_is_G_w_GT(dtype):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [NB, 5, 1])
-def test_pack_into_matches_numpy_and_leaves_the_margins(dtype, n):
-    C, H, W, top, left = 3, 5, 7, 2, 1
-    x = rng.standard_normal((n, C, H, W)).astype(dtype)
-    sentinel = np.full((C, H + 4, W + 3, NB), 7.0, dtype=dtype)
-    got, want = sentinel.copy(), sentinel.copy()
-    wg.pack_into(x, top, left, got)
-    wg.pack_into_reference(x, top, left, want)
-    np.testing.assert_array_equal(got, want)
-    block = got[:, top : top + H, left : left + W]
-    np.testing.assert_array_equal(block[..., :n], x.transpose(1, 2, 3, 0))
-    assert np.all(block[..., n:] == 0)  # a short chunk's missing samples
-    margin = np.ones(got.shape, dtype=bool)
-    margin[:, top : top + H, left : left + W] = False
-    assert np.all(got[margin] == 7.0)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("C", CHANNELS)
-@pytest.mark.parametrize("tiles_h, tiles_w", TILE_COUNTS)
-def test_input_transform_matches_numpy(dtype, C, tiles_h, tiles_w):
-    x = rng.standard_normal((C, 4 * tiles_h + 2, 4 * tiles_w + 2, NB)).astype(dtype)
-    got = np.zeros((36, C, tiles_h * tiles_w * NB), dtype=dtype)
-    want = np.zeros_like(got)
-    wg.input_transform_into(x, tiles_h, tiles_w, got)
-    wg.input_transform_into_reference(x, tiles_h, tiles_w, want)
-    np.testing.assert_allclose(got, want, rtol=tol(dtype), atol=tol(dtype) * 10)
-
-
-# The input gradient is written into the layer's (n, C, H, W) array: 6-wide tiles 4 apart,
+# The input side works on the layer's (n, C, H, W) input and its gradient: 6-wide tiles 4 apart,
 # shifted by the padding (top, left) and cut to (H, W), with H + top and W + left at most 4 *
 # tiles + 2, as in the layer; short chunks (n < NB).
 # (tiles_h, tiles_w, n, H, W, top, left)
-INPUT_GRAD_CASES = [
+INPUT_CASES = [
     (1, 1, NB, 4, 4, 1, 1),
     (2, 3, 5, 7, 10, 1, 1),
     (4, 4, 1, 14, 14, 1, 1),
@@ -126,7 +96,27 @@ INPUT_GRAD_CASES = [
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("C", CHANNELS)
-@pytest.mark.parametrize("tiles_h, tiles_w, n, H, W, top, left", INPUT_GRAD_CASES)
+@pytest.mark.parametrize("tiles_h, tiles_w, n, H, W, top, left", INPUT_CASES)
+def test_input_transform_matches_numpy(dtype, C, tiles_h, tiles_w, n, H, W, top, left):
+    x = rng.standard_normal((n, C, H, W)).astype(dtype)
+    got = np.full((36, C, tiles_h * tiles_w * NB), np.nan, dtype=dtype)
+    want = np.empty_like(got)
+    wg.input_transform_into(x, top, left, tiles_h, tiles_w, got)
+    wg.input_transform_into_reference(x, top, left, tiles_h, tiles_w, want)
+    np.testing.assert_allclose(got, want, rtol=tol(dtype), atol=tol(dtype) * 10)
+    # The first tile by hand: BT @ d @ BT.T, d the 6x6 of sample 0, channel 0 at (-top, -left)
+    d = np.zeros((6, 6))
+    rows, cols = min(6 - top, H), min(6 - left, W)
+    d[top : top + rows, left : left + cols] = x[0, 0, :rows, :cols]
+    tile = (BT @ d @ BT.T).reshape(36)
+    np.testing.assert_allclose(got[:, 0, 0], tile, rtol=tol(dtype), atol=tol(dtype) * 10)
+    lanes = got.reshape(36, C, tiles_h * tiles_w, NB)
+    assert np.all(lanes[..., n:] == 0)  # a short chunk's missing samples
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", CHANNELS)
+@pytest.mark.parametrize("tiles_h, tiles_w, n, H, W, top, left", INPUT_CASES)
 def test_input_transform_adjoint_matches_numpy(dtype, C, tiles_h, tiles_w, n, H, W, top, left):
     dV = rng.standard_normal((36, C, tiles_h * tiles_w * NB)).astype(dtype)
     got = np.full((n, C, H, W), np.nan, dtype=dtype)
@@ -188,16 +178,13 @@ def test_output_transform_adjoint_matches_numpy(dtype, C, tiles_h, tiles_w, n, O
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tiles_h, tiles_w, n, H, W, top, left", INPUT_GRAD_CASES)
+@pytest.mark.parametrize("tiles_h, tiles_w, n, H, W, top, left", INPUT_CASES)
 def test_input_transform_adjoint_is_its_transpose(tiles_h, tiles_w, n, H, W, top, left):
-    # The adjoint of x -> pack_into (padding) -> input_transform_into.
     C = 3
     x = rng.standard_normal((n, C, H, W))
     v = rng.standard_normal((36, C, tiles_h * tiles_w * NB))
-    padded = np.zeros((C, 4 * tiles_h + 2, 4 * tiles_w + 2, NB))
-    wg.pack_into(x, top, left, padded)
     V = np.empty_like(v)
-    wg.input_transform_into(padded, tiles_h, tiles_w, V)
+    wg.input_transform_into(x, top, left, tiles_h, tiles_w, V)
     dx = np.empty_like(x)
     wg.input_transform_adjoint_into(v, tiles_h, tiles_w, top, left, dx)
     assert close_dots(dot(V, v), dot(x, dx))

@@ -41,8 +41,8 @@ class Winograd3x3Function(Function):
                    into the (padded) image           and their gradients add up, like col2im
         dbias    = dy.sum((0, 2, 3))
 
-    The batch is processed in blocks of NB samples, the input in the kernels' layout
-    (C, H, W, NB), and the threads share the batch in chunks of samples, as in Conv2dFunction.
+    The batch is processed in blocks of NB samples (the kernels' innermost loop), and the
+    threads share the batch in chunks of samples, as in Conv2dFunction.
     V is not kept for backward: recomputing it from x is cheaper than reading it back from
     memory.
 
@@ -63,19 +63,17 @@ class Winograd3x3Function(Function):
         ph, pw = padding
         OH, OW = H + 2 * ph - 2, W + 2 * pw - 2
         tiles_h, tiles_w = winograd.num_tiles(OH), winograd.num_tiles(OW)
-        rows, cols, tiles = 4 * tiles_h, 4 * tiles_w, tiles_h * tiles_w
+        tiles = tiles_h * tiles_w
         U = winograd.weight_transform(weight)
         b = np.zeros(OC, dtype=x.dtype) if bias is None else bias
         y = np.empty((N, OC, OH, OW), dtype=x.dtype)
 
         def forward_chunk(lo: int, hi: int) -> None:
             """Samples lo..hi-1, NB at a time, in buffers reused from one NB to the next."""
-            padded = np.zeros((C, rows + 2, cols + 2, NB), dtype=x.dtype)
             V, M = transformed(C, tiles, x.dtype), transformed(OC, tiles, x.dtype)
             for s in range(lo, hi, NB):
                 e = min(s + NB, hi)
-                winograd.pack_into(x[s:e], ph, pw, padded)
-                winograd.input_transform_into(padded, tiles_h, tiles_w, V)  # V = BT d BT.T
+                winograd.input_transform_into(x[s:e], ph, pw, tiles_h, tiles_w, V)  # BT d BT.T
                 np.matmul(U, V[:, :C], out=M[:, :OC])  # M = U @ V
                 winograd.output_transform_into(M, tiles_h, tiles_w, b, y[s:e])  # AT M AT.T + b
 
@@ -91,7 +89,7 @@ class Winograd3x3Function(Function):
         ph, pw = ctx.padding
         OH, OW = dy.shape[2:]
         tiles_h, tiles_w = winograd.num_tiles(OH), winograd.num_tiles(OW)
-        rows, cols, tiles = 4 * tiles_h, 4 * tiles_w, tiles_h * tiles_w
+        tiles = tiles_h * tiles_w
         needs = ctx.needs_input_grad
         dy = np.ascontiguousarray(dy)
         UT = U.transpose(0, 2, 1)  # a view: the matrix products read it as transposed
@@ -102,15 +100,13 @@ class Winograd3x3Function(Function):
             """Samples lo..hi-1, NB at a time: their dx, and their shares of dU and dbias."""
             dbias = dy[lo:hi].sum((0, 2, 3)) if needs_bias else None
             dU = np.zeros_like(U) if needs[1] else None
-            padded = np.zeros((C, rows + 2, cols + 2, NB), dtype=x.dtype)
             V = transformed(C, tiles, x.dtype)  # V, then dV
             dM = transformed(OC, tiles, dy.dtype)
             for s in range(lo, hi, NB):
                 e = min(s + NB, hi)
                 winograd.output_transform_adjoint_into(dy[s:e], tiles_h, tiles_w, dM)  # A dy A.T
                 if needs[1]:
-                    winograd.pack_into(x[s:e], ph, pw, padded)
-                    winograd.input_transform_into(padded, tiles_h, tiles_w, V)
+                    winograd.input_transform_into(x[s:e], ph, pw, tiles_h, tiles_w, V)
                     dU += dM[:, :OC] @ V[:, :C].transpose(0, 2, 1)  # dU = dM @ V.T
                 if needs[0]:
                     np.matmul(UT, dM[:, :OC], out=V[:, :C])  # dV = U.T @ dM
