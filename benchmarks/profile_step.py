@@ -7,7 +7,8 @@ the optimizer are wrapped with a timer for the length of this script (nothing in
 changed). Each call is labelled by the order of its forward in the step (Conv2dFunction#2 is
 conv2), so a layer's backward is reported beside its forward. What no timer covers (the graph
 walk, Tensor creation, zero_grad) is reported as "engine / other". A cProfile of the same steps
-follows, sorted by own time.
+follows, sorted by own time. The batch is the first digits of MNIST's training set (loaded as
+scratchnet.mnist.data.load_mnist does: downloaded once, or from SCRATCHNET_MNIST_MIRRORS).
 
 Medians over the steps are reported, with the usual warning: other processes on this machine
 make the numbers noisy; compare shares rather than absolute times. `--clock cpu` times with the
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import scratchnet
 from scratchnet import ops, optim
 from scratchnet.kernels import winograd
+from scratchnet.mnist.data import load_mnist, normalize
 from scratchnet.mnist.models import CNNClassifier
 from scratchnet.nn import batchnorm, conv, pooling
 from scratchnet.nn.functional import cross_entropy
@@ -133,9 +135,11 @@ def main() -> None:
     clock = time.perf_counter if args.clock == "wall" else time.thread_time
 
     scratchnet.manual_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.batch, 1, 28, 28)).astype(np.float32)
-    target = rng.integers(0, 10, args.batch)
+    # Real digits, as benchmarks/per_process.py times: with random pixels the kernels whose
+    # branches depend on the data (max-pool's comparisons) behave differently.
+    mnist = load_mnist(progress=False)
+    x = normalize(mnist.train_images[: args.batch])
+    target = mnist.train_labels[: args.batch].astype(np.int64)
     model = CNNClassifier(dropout_rate=0.3)
     model.train()
     optimizer = optim.AdamW(list(model.parameters()), lr=1e-3, weight_decay=5e-4)
