@@ -202,8 +202,7 @@ class BodyLimitMiddleware:
                 return
 
         tracked = _TrackedSend(send)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
+        deadline = asyncio.get_running_loop().time() + self.timeout
         received = 0
         body_complete = False
 
@@ -212,7 +211,9 @@ class BodyLimitMiddleware:
             if body_complete:
                 return await receive()  # only http.disconnect is left to come: no deadline
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                # A deadline on this task, not wait_for's new task per message.
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise BodyTimeoutError(self.timeout) from None
             if message["type"] == "http.request":
