@@ -7,6 +7,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
+from scratchnet import optim
 from scratchnet.checkpoint import load_checkpoint
 from scratchnet.mnist.train import build_parser, config_from_args, main, resume_target
 from scratchnet.mnist.training import (
@@ -14,9 +15,11 @@ from scratchnet.mnist.training import (
     RECIPES,
     Interrupted,
     TrainConfig,
+    make_scheduler,
     recipe_values,
     train,
 )
+from scratchnet.tensor import Tensor
 
 
 def quick_config(**overrides):
@@ -107,6 +110,7 @@ def test_cli_help_documents_every_option(capsys):
         "--lr",
         "--optimizer",
         "--scheduler",
+        "--pct-start",
         "--weight-decay",
         "--dropout",
         "--augment",
@@ -139,6 +143,8 @@ def test_cli_runs_and_rejects_bad_options(mnist, tmp_path, capsys):
     assert "linear test: loss" in capsys.readouterr().out
     assert main(["--model", "linear", "--epochs", "0", "--output-dir", str(tmp_path)]) == 2
     assert "--epochs must be at least 1" in capsys.readouterr().err
+    assert main(["--model", "cnn", "--pct-start", "1", "--output-dir", str(tmp_path)]) == 2
+    assert "--pct-start must be in (0, 1)" in capsys.readouterr().err
     assert main(["--resume", str(tmp_path / "nowhere")]) == 2
 
 
@@ -163,9 +169,10 @@ def test_recipe_picks_its_values_and_options_override_them(model):
     assert {k: getattr(fast, k) for k in FAST_RECIPES[model]} == FAST_RECIPES[model]
     assert (fast.epochs, fast.batch_size) != (default.epochs, default.batch_size)
 
-    argv = ["--recipe", "fast", "--batch-size", "32", "--lr", "0.05", "--no-augment"]
-    overridden = parsed_config(*argv, model=model)
+    argv = ["--recipe", "fast", "--batch-size", "32", "--lr", "0.05", "--pct-start", "0.45"]
+    overridden = parsed_config(*argv, "--no-augment", model=model)
     assert (overridden.batch_size, overridden.lr, overridden.augment) == (32, 0.05, False)
+    assert overridden.pct_start == 0.45
     assert overridden.epochs == FAST_RECIPES[model]["epochs"]
     assert overridden.recipe == "fast"
 
@@ -211,3 +218,16 @@ def test_fast_recipe_runs_end_to_end_and_resumes_with_its_recipe(mnist, tmp_path
     assert resumed == json.loads(json.dumps(asdict(cfg)))
     assert resumed["recipe"] == "fast"
     assert [h["epoch"] for h in json.loads((killed / "history.json").read_text())] == [1, 2]
+
+
+def test_onecycle_warms_up_over_pct_start_of_the_steps():
+    cfg = parsed_config("--recipe", "fast", "--epochs", "2", "--pct-start", "0.25")
+    weight = optim.AdamW([Tensor(np.zeros(3), requires_grad=True)], lr=cfg.lr)
+    scheduler = make_scheduler(cfg, weight, steps_per_epoch=10)
+    rates = []
+    for _ in range(20):
+        rates.append(weight.param_groups[0]["lr"])
+        weight.step()
+        scheduler.step()
+    # 20 steps, 25% of them warming up: the peak is step 4 (PyTorch's float(0.25 * 20) - 1).
+    assert int(np.argmax(rates)) == 4 and rates[4] == pytest.approx(cfg.lr)
