@@ -83,6 +83,7 @@ bench: $(STAMP)
 	$(PY) -m pytest benchmarks -m '' --benchmark-only --benchmark-json=benchmarks/results.json -p no:randomly
 	$(PY) benchmarks/report.py benchmarks/results.json
 	$(PY) benchmarks/per_process.py
+	$(PY) benchmarks/time_to_accuracy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks build *.egg-info
