@@ -332,7 +332,7 @@ SCHEMAS: dict[str, Any] = {
                     "class_name": "CNNClassifier",
                     "loaded": True,
                     "parameters": 102026,
-                    "test_accuracy": 0.995,
+                    "test_accuracy": 0.9945,
                     "load_seconds": 0.41,
                     "error": None,
                 },
