@@ -104,7 +104,7 @@ class NoInkError(ImageError):
 # Decoding
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode_image(data: bytes | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode image bytes (PNG, JPEG, GIF, BMP, WEBP or TIFF) into a loaded PIL image.
 
     The size is checked from the header, before any pixel is decoded: Pillow's `Image.open`
@@ -112,18 +112,26 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     ImageTooLargeError without allocating its pixels. Multi-frame images (GIF, TIFF) give
     their first frame. JPEG photos are turned upright according to their EXIF orientation.
 
+    `data` may also be what `Image.open(file, formats=FORMATS)` returned, before anything
+    loaded it: the server reads the header once for its memory budget and hands the same
+    image on, so that the header is not parsed twice. Then only the checks and the pixels
+    are left to do here.
+
     Raises ImageDecodeError for anything Pillow cannot read, ImageTooLargeError past max_pixels.
     """
-    if not data:
-        raise ImageDecodeError("cannot decode image: the file is empty")
     # Pillow raises many kinds of exception on hostile input (OSError, SyntaxError, ValueError,
     # struct.error, EOFError, ...): while parsing untrusted bytes, every one means "not an image".
-    try:
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"image is too large: {exc}") from None
-    except Exception as exc:
-        raise ImageDecodeError(f"cannot decode image: {_reason(exc)}") from None
+    if isinstance(data, Image.Image):
+        img = data
+    elif not data:
+        raise ImageDecodeError("cannot decode image: the file is empty")
+    else:
+        try:
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageTooLargeError(f"image is too large: {exc}") from None
+        except Exception as exc:
+            raise ImageDecodeError(f"cannot decode image: {_reason(exc)}") from None
 
     width, height = img.size
     if width * height > max_pixels:
