@@ -16,6 +16,7 @@ dL/dx = dL/dy * dy/dx, and `backward(ctx, dy)` computes exactly that product for
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +43,23 @@ _grad_mode = threading.local()
 def is_grad_enabled() -> bool:
     """Return True when operations record the graph for backward()."""
     return getattr(_grad_mode, "enabled", True)
+
+
+# Tracing (scratchnet/jit.py): inside `recording()`, Function.apply also appends every
+# operation the thread applies to a list, (Function, inputs, options, output). Per thread, as
+# grad mode is, so that a trace never picks up another thread's operations.
+_recording = threading.local()
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[tuple[Any, ...]]]:
+    """Collect the operations this thread applies inside the block, in order."""
+    previous = getattr(_recording, "ops", None)
+    _recording.ops = ops = []
+    try:
+        yield ops
+    finally:
+        _recording.ops = previous
 
 
 class _GradMode:
@@ -137,6 +155,9 @@ class Function:
             ctx.input_versions = tuple(c.value for c in ctx.input_counters)
             ctx.output_version = (out._version_counter, out._version_counter.value, y)
             out._ctx = ctx
+        ops = getattr(_recording, "ops", None)
+        if ops is not None:
+            ops.append((cls, parents, options, out))
         return out
 
 

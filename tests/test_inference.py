@@ -74,7 +74,7 @@ def test_for_inference_folds_the_cnns_batchnorms_and_keeps_its_answers():
     model.train()
     served = inference.for_inference(model)
     assert model.training and not served.training  # the model itself is left as it was
-    assert all(isinstance(getattr(served, f"bn{i}"), nn.Identity) for i in (1, 2, 3))
+    assert all(isinstance(getattr(served.module, f"bn{i}"), nn.Identity) for i in (1, 2, 3))
     assert isinstance(model.bn1, nn.BatchNorm2d)
 
     rng = np.random.default_rng(5)
