@@ -10,6 +10,7 @@ Here every measurement is a fresh process that imports one framework only and ru
     scratchnet       scratchnet's CNN (scratchnet.mnist.models.CNNClassifier)
     scratchnet-fused the same CNN as the server runs it, inference cases only:
                      scratchnet.mnist.inference.for_inference, BatchNorm folded into the convs
+                     and the forward replayed from a trace (scratchnet.jit.trace)
     torch            its PyTorch twin (reference.models.CNNClassifier), eager
     torch-compile    the same, channels_last, torch.compile (default mode), with the time of
                      its first call (the compilation) reported apart
