@@ -10,7 +10,7 @@ from scratchnet.runtime import startup
 
 startup.apply()  # before anything else: every import-time effect, listed in runtime/startup.py
 
-from scratchnet import autograd, creation, nn, ops, optim, viz  # noqa: E402
+from scratchnet import autograd, creation, jit, nn, ops, optim, viz  # noqa: E402
 from scratchnet.creation import *  # noqa: E402, F403 (the names: creation.__all__)
 from scratchnet.nn.init import manual_seed  # noqa: E402
 from scratchnet.ops.activation import (  # noqa: E402
