@@ -126,10 +126,10 @@ async def _predict(
     model_type = options["model_type"]
     budget: DecodeBudget = request.app.state.decode_budget
     try:
-        decoded_bytes = budget.decoded_bytes(image)  # from the header: no pixel decoded yet
+        opened, decoded_bytes = budget.open(image)  # the header only: no pixel decoded yet
         async with budget.slot(decoded_bytes):
             run = registry.explain if explain else registry.predict
-            result = await _run(request, decoded_bytes, run, image, *options.values())
+            result = await _run(request, decoded_bytes, run, opened, *options.values())
     except UnknownModelError as exc:
         raise _model_error(exc, 422) from None
     except NonFiniteOutputError as exc:

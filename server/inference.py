@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from scratchnet.checkpoint import CheckpointError
 from scratchnet.mnist import explain as explanation
@@ -183,13 +184,17 @@ class ModelRegistry:
         with self._model_slot():
             return inference.logits(model, x)
 
-    def _prepare(self, image_bytes: bytes) -> np.ndarray:
-        """The 28x28 input of an image file, or an ImageError subclass from imageprep."""
-        image = imageprep.decode_image(image_bytes, max_pixels=self.max_image_pixels)
-        return imageprep.prepare_image(image)
+    def _prepare(self, image: bytes | Image.Image) -> np.ndarray:
+        """The 28x28 input of an image file, or an ImageError subclass from imageprep.
+
+        `image` is the file's bytes, or the file as server.resources.DecodeBudget.open opened
+        it (its header parsed, no pixel decoded yet).
+        """
+        decoded = imageprep.decode_image(image, max_pixels=self.max_image_pixels)
+        return imageprep.prepare_image(decoded)
 
     def predict(
-        self, image_bytes: bytes, model_name: str, top_k: int, preview: bool
+        self, image: bytes | Image.Image, model_name: str, top_k: int, preview: bool
     ) -> dict[str, Any]:
         """Decode, prepare and classify one image. Blocking: call it from a worker thread.
 
@@ -197,7 +202,7 @@ class ModelRegistry:
         scratchnet.mnist.imageprep (ImageDecodeError, ImageTooLargeError, NoInkError).
         """
         entry = self.get(model_name)
-        img28 = self._prepare(image_bytes)
+        img28 = self._prepare(image)
         x = inference.normalize(img28)
 
         start = time.perf_counter()
@@ -213,7 +218,7 @@ class ModelRegistry:
 
     def explain(
         self,
-        image_bytes: bytes,
+        image: bytes | Image.Image,
         model_name: str,
         top_k: int,
         preview: bool,
@@ -225,7 +230,7 @@ class ModelRegistry:
         Raises what predict raises. `inference_ms` times the forward and the backward pass.
         """
         entry = self.get(model_name)
-        img28 = self._prepare(image_bytes)
+        img28 = self._prepare(image)
 
         start = time.perf_counter()
         with self._model_slot():

@@ -68,36 +68,39 @@ class DecodeBudget:
         # a test client may run the app on a loop of its own.
         self._slots = anyio.Semaphore(concurrency)
 
-    def decoded_bytes(self, data: bytes) -> int:
-        """The decoded size the header announces; 0 when there is no readable header.
+    def open(self, data: bytes) -> tuple[Image.Image | bytes, int]:
+        """The image opened from its header, to decode later, and the size it will decode to.
+
+        Only the header is read (Pillow's Image.open decodes no pixel): the image goes on to
+        scratchnet.mnist.imageprep.decode_image as it is, so the header is parsed once. Data
+        without a readable header come back as they are, with size 0, for decode_image to say
+        what is wrong with them.
 
         Raises ImageTooLargeError, naming the configured limit, past max_image_pixels or
-        max_decode_bytes. Unreadable data is left to scratchnet.mnist.imageprep.decode_image,
-        which says what is wrong with it.
+        max_decode_bytes.
         """
         too_large = (
             f"image is too large: the limit is {self.max_pixels:,} pixels "
             f"({self.max_pixels / 1e6:g} megapixels)"
         )
         try:
-            with Image.open(io.BytesIO(data), formats=FORMATS) as img:
-                width, height = img.size
-                mode = img.mode
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
         except Image.DecompressionBombError:
             # Pillow's own limit (about 179 megapixels) is far above ours: quote ours.
             raise ImageTooLargeError(f"{too_large}, and this one is larger still") from None
         except Exception:
-            return 0
+            return data, 0
+        width, height = img.size
         pixels = width * height
         if pixels > self.max_pixels:
             raise ImageTooLargeError(f"{too_large}; this one is {width}x{height}")
-        size = pixels * bytes_per_pixel(mode)
+        size = pixels * bytes_per_pixel(img.mode)
         if size > self.max_decode_bytes:
             raise ImageTooLargeError(
-                f"image is too large: decoding this {width}x{height} {mode} image would take "
-                f"{_megabytes(size)}, the limit is {_megabytes(self.max_decode_bytes)}"
+                f"image is too large: decoding this {width}x{height} {img.mode} image would "
+                f"take {_megabytes(size)}, the limit is {_megabytes(self.max_decode_bytes)}"
             )
-        return size
+        return img, size
 
     @contextlib.asynccontextmanager
     async def slot(self, decoded_bytes: int) -> AsyncIterator[None]:

@@ -138,6 +138,18 @@ def test_decoded_bytes_limit_is_checked_from_the_header(
         assert decoded == [1]
 
 
+def test_the_header_is_parsed_once(fresh: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget's Image.open is the decode's: the same image goes on to be decoded."""
+    opened = []
+    original = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(1) or original(*a, **k))
+    assert upload(fresh, png(280, 280, "RGB")).status_code == 200
+    assert opened == [1]
+    # Bytes without a readable header still get decode_image's own message.
+    body = assert_error(upload(fresh, b"GIF89a" + bytes(40)), 400, "invalid_image")
+    assert body["detail"].startswith("cannot decode image")
+
+
 def test_large_decodes_wait_for_a_slot_and_small_ones_do_not(
     config: ServerConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,8 +167,8 @@ def test_large_decodes_wait_for_a_slot_and_small_ones_do_not(
             peak = {"large": 0, "small": 0}
             release = threading.Event()
 
-            def tracked(image: bytes, *args):
-                kind = "large" if len(image) == len(large) else "small"
+            def tracked(image: Image.Image, *args):
+                kind = "large" if image.size == (1200, 1200) else "small"
                 with lock:
                     running[kind] += 1
                     peak[kind] = max(peak[kind], running[kind])
