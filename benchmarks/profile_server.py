@@ -2,8 +2,9 @@
 
     python benchmarks/profile_server.py                 # every part, 400 rounds each
     python benchmarks/profile_server.py --parts stages asgi --rounds 1000
+    python benchmarks/profile_server.py --parts protocol --clock cpu   # on a busy machine
 
-Three parts, each a median over `--rounds` repetitions in this process (or, for `http`, over
+Four parts, each a median over `--rounds` repetitions in this process (or, for `http`, over
 one keep-alive client's requests to a real server):
 
     stages   the prediction's own steps, as server.inference.ModelRegistry.predict runs them:
@@ -14,12 +15,19 @@ one keep-alive client's requests to a real server):
              middleware, multipart parsing, the thread-pool hop, the handler; and the same app
              with the handler's work (registry.predict) replaced by a canned answer, which is
              what the web layers alone cost
+    protocol the same app behind each HTTP protocol of server/protocol.py (h11, and httptools
+             when installed), in-process: the request's bytes handed to the protocol as a
+             socket would, the answer collected from a stand-in transport; canned answers, so
+             that the difference to the app alone is the HTTP parsing and writing
     http     a real `uvicorn` server on 127.0.0.1 with one worker, one client on one keep-alive
              connection: the round trip with each HTTP parser (h11, httptools) and event loop
              (asyncio, uvloop) that is installed
 
 The body is the load test's (benchmarks/test_server_load.py): the same drawing, the same
 multipart encoding. Time it under the machine's shared lock, as every timed run here.
+`--clock cpu` times the in-process parts by the process's CPU time (all its threads) instead of
+the wall clock (not `http`): on a machine that others keep busy, the time spent waiting for a
+core drops out.
 """
 
 from __future__ import annotations
@@ -40,8 +48,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.cold_start import drawing_png, multipart  # noqa: E402
 
-PARTS = ("stages", "asgi", "http")
+PARTS = ("stages", "asgi", "protocol", "http")
 INFERENCE_MODES = ("threadpool", "inline")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = time.perf_counter  # main() sets it from --clock
 
 
 def median_us(fn: Callable[[], Any], rounds: int, warmup: int = 20) -> float:
@@ -49,9 +59,9 @@ def median_us(fn: Callable[[], Any], rounds: int, warmup: int = 20) -> float:
         fn()
     times = []
     for _ in range(rounds):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return 1e6 * statistics.median(times)
 
 
@@ -185,9 +195,9 @@ async def interleaved_medians_us(
     for _ in range(max(1, rounds // block)):
         for name, fn in calls.items():
             for _ in range(block):
-                start = time.perf_counter()
+                start = clock()
                 await fn()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
     return {name: 1e6 * statistics.median(ts) for name, ts in times.items()}
 
 
@@ -223,14 +233,116 @@ def profile_asgi(rounds: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# protocol: the app behind uvicorn's HTTP protocol, in-process
+# ---------------------------------------------------------------------------------------------
+
+
+class _Transport(asyncio.Transport):
+    """What a protocol needs of a socket's transport: the answer's bytes are kept in `out`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.out.append(bytes(data))
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def protocol_request(app: Any, parser: str, request: bytes) -> Callable[[], Awaitable[None]]:
+    """One keep-alive request through server/protocol.py's protocol for `parser`."""
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    from server.protocol import protocol_class
+
+    config = Config(app=app, lifespan="off", access_log=False, log_level="warning")
+    config.load()
+    protocol = protocol_class(parser)(
+        config=config, server_state=ServerState(), app_state={},
+        header_timeout=10.0, max_header_bytes=16 * 1024,
+    )  # fmt: skip
+    transport = _Transport()
+    protocol.connection_made(transport)
+    loop = asyncio.get_running_loop()
+    answered = [loop.create_future()]
+    on_response_complete = protocol.on_response_complete
+
+    def complete() -> None:
+        on_response_complete()
+        answered[0].set_result(None)
+
+    protocol.on_response_complete = complete
+
+    async def call() -> None:
+        answered[0] = loop.create_future()
+        protocol.data_received(request)
+        await answered[0]
+        if not transport.out[0].startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"POST /predict answered {transport.out[0][:40]!r}")
+        transport.out.clear()
+
+    return call
+
+
+def profile_protocol(rounds: int) -> None:
+    from scratchnet.mnist.models import PRETRAINED_DIR
+    from server.app import create_app
+    from server.config import ServerConfig
+    from server.protocol import httptools_installed
+
+    png = drawing_png()
+    body, content_type = multipart({"model_type": "cnn"}, png)
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nAccept-Encoding: identity\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    request = head.encode() + body
+    app = create_app(ServerConfig.from_env(model_dir=PRETRAINED_DIR, inference_mode="inline"))
+    parsers = ["h11", "httptools"] if httptools_installed() else ["h11"]
+
+    async def measure() -> dict[str, float]:
+        async with app.router.lifespan_context(app):
+            canned = app.state.registry.predict(png, "cnn", 3, False)
+            app.state.registry.predict = lambda *args: dict(canned)
+            calls = {"app alone (ASGI), canned answer": asgi_request(app, body, content_type)}
+            for parser in parsers:
+                calls[f"{parser} protocol + app, canned answer"] = protocol_request(
+                    app, parser, request
+                )
+            return await interleaved_medians_us(calls, rounds)
+
+    rows = list(asyncio.run(measure()).items())
+    print(f"protocol, median of {rounds} rounds each, interleaved (no socket):")
+    report(rows)
+
+
+# ---------------------------------------------------------------------------------------------
 # http: a real server, one keep-alive client
 # ---------------------------------------------------------------------------------------------
 
 LAUNCH = """
-import sys, uvicorn
+import functools, sys, uvicorn
 from server.__main__ import _listen_with_nodelay
+from server.protocol import protocol_class
 _listen_with_nodelay()
-uvicorn.run("server.app:create_app", factory=True, port=int(sys.argv[1]), http=sys.argv[2],
+http = functools.partial(protocol_class(sys.argv[2]), header_timeout=10, max_header_bytes=16384)
+uvicorn.run("server.app:create_app", factory=True, port=int(sys.argv[1]), http=http,
             loop=sys.argv[3], access_log=False, log_level="warning")
 """
 
@@ -240,10 +352,11 @@ def profile_http(rounds: int) -> None:
     import subprocess
 
     from benchmarks.test_server_load import run_clients
+    from server.protocol import httptools_installed
     from tests.processes import _healthy, free_port, stop
 
     body, content_type = multipart({"model_type": "cnn"}, drawing_png())
-    parsers = [p for p in ("h11", "httptools") if importlib.util.find_spec(p)]
+    parsers = ["h11", "httptools"] if httptools_installed() else ["h11"]
     loops = [lp for lp in ("asyncio", "uvloop") if importlib.util.find_spec(lp)]
     print(f"http, one client on one keep-alive connection, {rounds} requests, 1 worker:")
     for mode in INFERENCE_MODES:
@@ -275,12 +388,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--rounds", type=int, default=400)
+    parser.add_argument("--clock", choices=CLOCKS, default="wall", help="in-process parts")
     args = parser.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     from scratchnet.runtime.threads import set_num_threads
 
     set_num_threads(1)  # as the server's forward pass runs (--numba-threads 1)
     for part in args.parts:
-        {"stages": profile_stages, "asgi": profile_asgi, "http": profile_http}[part](args.rounds)
+        run = {
+            "stages": profile_stages,
+            "asgi": profile_asgi,
+            "protocol": profile_protocol,
+            "http": profile_http,
+        }[part]
+        run(args.rounds)
     return 0
 
 

@@ -2,7 +2,8 @@
 
     python -m server --host 127.0.0.1 --port 8000 [--workers N] [--model-dir DIR]
                      [--max-upload-bytes N] [--cors-origins https://a.example,https://b.example]
-                     [--header-timeout S] [--body-timeout S] [--max-connections N] ...
+                     [--header-timeout S] [--body-timeout S] [--max-connections N]
+                     [--http auto|httptools|h11] ...
 
 Every flag can also be set by its SCRATCHNET_* environment variable (see server/config.py); a
 flag wins over the variable. The chosen settings are written back to the environment so that
@@ -26,7 +27,7 @@ import argparse
 import functools
 import sys
 
-from server.config import INFERENCE_MODES, ConfigError, ServerConfig
+from server.config import HTTP_PARSERS, INFERENCE_MODES, ConfigError, ServerConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -102,6 +103,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         help="largest request line plus headers (SCRATCHNET_MAX_HEADER_BYTES, 16 KiB)",
     )
+    parser.add_argument(
+        "--http",
+        choices=HTTP_PARSERS,
+        help="HTTP parser: httptools (C) when installed, else h11 (auto), or either one "
+        "(SCRATCHNET_HTTP_PARSER)",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (info)")
     parser.add_argument(
         "--no-access-log", action="store_true", help="do not log every request (faster)"
@@ -153,6 +160,8 @@ def _log_config(level: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from server.protocol import protocol_class
+
     args = parse_args(argv)
     try:
         config = ServerConfig.from_env(
@@ -173,14 +182,14 @@ def main(argv: list[str] | None = None) -> int:
             keep_alive_timeout=args.keep_alive_timeout,
             max_connections=args.max_connections,
             max_header_bytes=args.max_header_bytes,
+            http_parser=args.http,
         )
+        protocol = protocol_class(config.http_parser)
     except ConfigError as exc:
         print(f"python -m server: {exc}", file=sys.stderr)
         return 2
 
     import uvicorn
-
-    from server.protocol import H11ProtocolWithHeaderTimeout
 
     os.environ.update(config.to_env())
     _listen_with_nodelay()
@@ -194,10 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         access_log=not args.no_access_log,
         # Slow or greedy clients: see server/protocol.py and server/README.md.
-        http=functools.partial(H11ProtocolWithHeaderTimeout, header_timeout=config.header_timeout),
+        http=functools.partial(
+            protocol,
+            header_timeout=config.header_timeout,
+            max_header_bytes=config.max_header_bytes,
+        ),
         timeout_keep_alive=config.keep_alive_timeout,
         limit_concurrency=config.max_connections,
-        h11_max_incomplete_event_size=config.max_header_bytes,
     )
     return 0
 

@@ -18,6 +18,7 @@
     keep_alive_timeout SCRATCHNET_KEEP_ALIVE_TIMEOUT    --keep-alive-timeout  5 s
     max_connections    SCRATCHNET_MAX_CONNECTIONS       --max-connections   256
     max_header_bytes   SCRATCHNET_MAX_HEADER_BYTES      --max-header-bytes  16 KiB
+    http_parser        SCRATCHNET_HTTP_PARSER           --http              auto
 
 The environment is also how `python -m server --workers N` hands the flags to its worker
 processes: uvicorn starts each worker from the import string `server.app:create_app`, and each
@@ -42,6 +43,8 @@ DEFAULT_MAX_DECODE_BYTES = 64 * 1024 * 1024
 DEFAULT_DECODE_CONCURRENCY = max(1, (os.cpu_count() or 2) // 2)
 # auto: small images inline on the event loop, large ones in the thread pool (server/app.py)
 INFERENCE_MODES = ("auto", "threadpool", "inline")
+# auto: httptools when it is installed, else h11 (server/protocol.py)
+HTTP_PARSERS = ("auto", "httptools", "h11")
 ENV_PREFIX = "SCRATCHNET_"
 
 
@@ -91,10 +94,11 @@ class ServerConfig:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     keep_alive_timeout: float = 5.0
-    # uvicorn's limit_concurrency (connections beyond it are answered 503) and
-    # h11_max_incomplete_event_size (request line plus headers).
+    # uvicorn's limit_concurrency (connections beyond it are answered 503), and the largest
+    # request line plus headers (server/protocol.py, for either parser).
     max_connections: int = 256
     max_header_bytes: int = 16 * 1024
+    http_parser: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
@@ -124,11 +128,14 @@ class ServerConfig:
                 raise ConfigError(
                     f"{name} must be a positive number of seconds, got {getattr(self, name)}"
                 )
-        if self.inference_mode not in INFERENCE_MODES:
-            raise ConfigError(
-                f"inference_mode must be one of {', '.join(INFERENCE_MODES)}, "
-                f"got {self.inference_mode!r}"
-            )
+        for name, allowed in (
+            ("inference_mode", INFERENCE_MODES),
+            ("http_parser", HTTP_PARSERS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:

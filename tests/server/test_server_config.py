@@ -67,6 +67,7 @@ def test_environment_then_overrides(tmp_path: Path) -> None:
         {"SCRATCHNET_INFERENCE_MODE": "gpu"},
         {"SCRATCHNET_WARMUP": "perhaps"},
         {"SCRATCHNET_NUMBA_THREADS": "-1"},
+        {"SCRATCHNET_HTTP_PARSER": "picohttp"},
     ],
 )
 def test_bad_settings_are_reported(env: dict[str, str]) -> None:
@@ -83,6 +84,24 @@ def test_command_line_flags() -> None:
     )  # fmt: skip
     assert (args.host, args.port, args.workers, args.model_dir) == ("0.0.0.0", 8080, 2, "/m")
     assert (args.max_upload_bytes, args.cors_origins) == (4096, "https://a.example")
+
+
+def test_http_parser_auto_prefers_httptools_and_names_a_missing_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server import protocol
+    from server.__main__ import main
+
+    assert ServerConfig.from_env({}).http_parser == "auto"
+    assert protocol.protocol_class("h11") is protocol.H11ProtocolWithHeaderTimeout
+    if protocol.httptools_installed():
+        assert protocol.protocol_class("auto") is protocol.HttpToolsProtocolWithLimits
+    monkeypatch.setattr(protocol, "httptools_installed", lambda: False)
+    assert protocol.protocol_class("auto") is protocol.H11ProtocolWithHeaderTimeout
+    assert main(["--http", "httptools"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "python -m server: --http httptools: httptools is not installed (pip install httptools)"
+    ]
 
 
 def test_bad_flag_value_exits_with_2(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
-"""Slow and greedy clients against a real `python -m server` (issue 11): half-sent requests are
-closed after the configured timeouts while others are served, a chunk size line of 20 hex
-digits gets an answer, and connections beyond --max-connections are refused."""
+"""Slow and greedy clients against a real `python -m server` (issue 11), with each HTTP parser
+installed (server/protocol.py): half-sent requests are closed after the configured timeouts
+while others are served, a chunk size line of 20 hex digits gets an answer, a request head over
+--max-header-bytes is refused, and connections beyond --max-connections are refused."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from server.protocol import httptools_installed
 from tests.processes import running_server
 
 HEADER_TIMEOUT = 2.0
@@ -19,6 +21,8 @@ BODY_TIMEOUT = 2.0
 MAX_CONNECTIONS = 400
 HALF_SENT_HEADERS = 300
 HALF_SENT_BODIES = 50
+MAX_HEADER_BYTES = 4096
+PARSERS = ["h11", "httptools"] if httptools_installed() else ["h11"]
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -31,16 +35,16 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         connection.close()
 
 
-@pytest.fixture(scope="module")
-def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+@pytest.fixture(scope="module", params=PARSERS)
+def port(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[int]:
     from tests.server.conftest import save_test_models
 
     model_dir = tmp_path_factory.mktemp("slow-models")
     save_test_models(model_dir)
     with running_server(
-        "--model-dir", str(model_dir),
+        "--model-dir", str(model_dir), "--http", request.param,
         "--header-timeout", str(HEADER_TIMEOUT), "--body-timeout", str(BODY_TIMEOUT),
-        "--max-connections", str(MAX_CONNECTIONS),
+        "--max-connections", str(MAX_CONNECTIONS), "--max-header-bytes", str(MAX_HEADER_BYTES),
     ) as port:  # fmt: skip
         yield port
 
@@ -138,6 +142,36 @@ def test_absurd_chunk_size_gets_an_answer(port: int) -> None:
     (answer,) = wait_closed([sock], BODY_TIMEOUT + 10)
     status = int(answer.split(b" ", 2)[1])
     assert 400 <= status < 500, answer
+
+
+def send_and_read(port: int, data: bytes) -> bytes:
+    """Send data on a new connection and read until the server closes it (5 s at most)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+def test_a_head_that_outgrows_the_limit_is_refused_and_a_large_body_is_not(port: int) -> None:
+    line = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    assert send_and_read(port, line + b"X-Pad: " + b"a" * 3000 + b"\r\n\r\n").startswith(
+        b"HTTP/1.1 200"
+    )
+    # Incomplete, and past the limit: refused without waiting for the rest.
+    answer = send_and_read(port, line + b"X-Pad: " + b"a" * (3 * MAX_HEADER_BYTES))
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"Invalid HTTP request received." in answer
+    # A small head that arrives with a large body in the same reads is not a large head.
+    body = json.dumps({"image": "A" * (8 * MAX_HEADER_BYTES)}).encode()
+    request = (
+        b"POST /predict/base64 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    answer = send_and_read(port, request + body)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b'"error":"invalid_image"' in answer
 
 
 def test_connections_beyond_the_cap_are_refused_until_the_timeout(port: int) -> None:
