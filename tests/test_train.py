@@ -9,6 +9,8 @@ import pytest
 
 from scratchnet import optim
 from scratchnet.checkpoint import load_checkpoint
+from scratchnet.mnist import train as train_cli
+from scratchnet.mnist.data import MNIST
 from scratchnet.mnist.train import build_parser, config_from_args, main, resume_target
 from scratchnet.mnist.training import (
     FAST_RECIPES,
@@ -27,6 +29,25 @@ def quick_config(**overrides):
     values.update(overrides)
     model = values.pop("model", "linear")
     return TrainConfig(model=model, **values)
+
+
+# A run evaluates its validation images after every epoch and its test images at the end: for
+# the short CNN runs below that is most of their time. The runs that compare one run with
+# another, or check what the command line writes, need few of them; a run with the full sets is
+# checked above, full-length ones in test_train_full.py.
+SMALL_VAL = 500
+SMALL_TEST = 500
+
+
+@pytest.fixture(scope="module")
+def small_mnist(mnist):
+    """MNIST's training set and its first SMALL_TEST test images."""
+    return MNIST(
+        mnist.train_images,
+        mnist.train_labels,
+        mnist.test_images[:SMALL_TEST],
+        mnist.test_labels[:SMALL_TEST],
+    )
 
 
 def test_linear_quick_training_beats_85_percent(mnist, tmp_path):
@@ -61,13 +82,13 @@ def test_training_is_deterministic(mnist, tmp_path):
 
 
 @pytest.mark.parametrize("model", ["linear", "cnn"])
-def test_killed_run_resumes_to_the_same_end(mnist, tmp_path, model):
+def test_killed_run_resumes_to_the_same_end(small_mnist, tmp_path, model):
     overrides = {
         "linear": dict(dropout=0.2, limit=3000, epochs=3),
         "cnn": dict(model="cnn", limit=256, epochs=3, batch_size=64),
     }[model]
-    cfg = quick_config(**overrides)
-    train(cfg, tmp_path / "full", data=mnist, progress=False, log=lambda s: None)
+    cfg = quick_config(**overrides, val_size=SMALL_VAL)
+    train(cfg, tmp_path / "full", data=small_mnist, progress=False, log=lambda s: None)
 
     def crash_after_two(epoch, record):
         if epoch == 2:
@@ -77,7 +98,7 @@ def test_killed_run_resumes_to_the_same_end(mnist, tmp_path, model):
         train(
             cfg,
             tmp_path / "killed",
-            data=mnist,
+            data=small_mnist,
             progress=False,
             on_epoch_end=crash_after_two,
             log=lambda s: None,
@@ -86,7 +107,7 @@ def test_killed_run_resumes_to_the_same_end(mnist, tmp_path, model):
         cfg,
         tmp_path / "killed",
         resume=tmp_path / "killed" / "last.npz",
-        data=mnist,
+        data=small_mnist,
         progress=False,
         log=lambda s: None,
     )
@@ -194,7 +215,11 @@ def test_a_config_written_before_recipes_resumes_as_default(tmp_path):
     assert checkpoint is None and cfg.recipe == "default"
 
 
-def test_fast_recipe_runs_end_to_end_and_resumes_with_its_recipe(mnist, tmp_path, capsys):
+def test_fast_recipe_runs_end_to_end_and_resumes_with_its_recipe(
+    small_mnist, tmp_path, capsys, monkeypatch
+):
+    # The command line's own loading of MNIST is checked in test_cli_runs_and_rejects_bad_options.
+    monkeypatch.setattr(train_cli, "load_mnist", lambda *args, **kwargs: small_mnist)
     argv = ["--model", "cnn", "--recipe", "fast", "--limit", "512", "--no-progress"]
     assert main([*argv, "--epochs", "1", "--output-dir", str(tmp_path / "one")]) == 0
     assert "cnn test: loss" in capsys.readouterr().out
@@ -211,7 +236,9 @@ def test_fast_recipe_runs_end_to_end_and_resumes_with_its_recipe(mnist, tmp_path
     cfg = parsed_config(*argv, "--epochs", "2")
     killed = tmp_path / "killed"
     with pytest.raises(Interrupted):
-        train(cfg, killed, data=mnist, progress=False, on_epoch_end=crash_after_one, log=print)
+        train(
+            cfg, killed, data=small_mnist, progress=False, on_epoch_end=crash_after_one, log=print
+        )
     assert main(["--resume", str(killed), "--no-progress"]) == 0
     assert "resumed cnn" in capsys.readouterr().out
     resumed = json.loads((killed / "config.json").read_text())
