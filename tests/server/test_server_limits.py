@@ -85,6 +85,20 @@ def test_random_methods_paths_and_models_add_no_series(fresh: TestClient) -> Non
     assert 'method="other"' in text and 'route="other"' in text
 
 
+def test_repeated_requests_count_on_their_own_series(fresh: TestClient) -> None:
+    """The labelled children are looked up once and kept (server/metrics.py): each label set
+    must still count only its own requests."""
+    for _ in range(3):
+        assert upload(fresh, DIGIT).status_code == 200
+    assert upload(fresh, b"not an image").status_code == 400
+    text = fresh.get("/metrics").text
+    assert 'requests_total{method="POST",route="/predict",status="200"} 3.0' in text
+    assert 'requests_total{method="POST",route="/predict",status="400"} 1.0' in text
+    predicted = re.findall(r'predictions_total\{model="linear",predicted_class="\d"\} (\S+)', text)
+    assert sum(float(count) for count in predicted) == 3.0
+    assert 'inference_duration_seconds_count{model="linear"} 3.0' in text
+
+
 def test_metrics_are_rendered_off_the_event_loop(fresh: TestClient) -> None:
     metrics = fresh.app.state.metrics
     original = metrics.render
