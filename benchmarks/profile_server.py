@@ -10,7 +10,9 @@ one keep-alive client's requests to a real server):
     stages   the prediction's own steps, as server.inference.ModelRegistry.predict runs them:
              PNG decode, each step of scratchnet.mnist.imageprep.prepare_image, normalize,
              the forward pass (under the registry's lock and thread count), softmax and the
-             answer's fields, the JSON body, the Prometheus metrics
+             answer's fields, the JSON body, the Prometheus metrics; each step alone (its
+             own rounds back to back) and in sequence (timed inside whole requests, where
+             each step meets the caches as the previous one left them: slower)
     asgi     the whole app called in-process through ASGI (no socket): routing, the
              middleware, multipart parsing, the thread-pool hop, the handler; and the same app
              with the handler's work (registry.predict) replaced by a canned answer, which is
@@ -36,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import itertools
 import statistics
 import sys
 import time
@@ -124,10 +127,48 @@ def profile_stages(rounds: int) -> None:
         ("JSONResponse body", lambda: JSONResponse(answer)),
         ("metrics.observe_prediction", lambda: metrics.observe_prediction("cnn", "7", 0.5)),
     ]
-    print(f"stages, median of {rounds} rounds each:")
-    timed = [(name, median_us(fn, rounds)) for name, fn in rows]
-    report([row for row in timed if not row[0].startswith("  ")], "sum of the stages")
-    report([row for row in timed if row[0].startswith("  ")])
+
+    def in_sequence() -> list[float]:
+        """The same steps one after the other, as one request runs them: each finds the
+        caches as the previous step left them, not as its own last round did."""
+        marks = [clock()]
+        decoded = imageprep.decode_image(png)
+        marks.append(clock())
+        lum = imageprep._luminance_alpha8(decoded)[0]
+        marks.append(clock())
+        cropped = imageprep._cropped_ink8(lum)
+        marks.append(clock())
+        thick = imageprep._restore_strokes(cropped)
+        marks.append(clock())
+        small = imageprep._resize_longer_side(thick, imageprep.DIGIT_BOX)
+        small /= float(small.max())
+        marks.append(clock())
+        digit = imageprep._centre_by_mass(small)
+        marks.append(clock())
+        batch = inference.normalize(digit)
+        marks.append(clock())
+        scores = registry._forward(entry.predictor, batch)
+        marks.append(clock())
+        result = registry._answer(
+            entry, inference.Prediction(inference.softmax(scores[0])), 0.5, digit, 3, False
+        )
+        marks.append(clock())
+        JSONResponse(result)
+        marks.append(clock())
+        metrics.observe_prediction("cnn", result["predicted_class"], 0.5)
+        marks.append(clock())
+        return [1e6 * (b - a) for a, b in itertools.pairwise(marks)]
+
+    print(f"stages, median of {rounds} rounds each, alone and in sequence:")
+    alone = [(name, median_us(fn, rounds)) for name, fn in rows]
+    sequences = [in_sequence() for _ in range(rounds + 20)][20:]
+    steps = [row for row in alone if not row[0].startswith("  ")]
+    sequenced = [statistics.median(column) for column in zip(*sequences)]
+    for (name, us), seq_us in zip(steps, sequenced, strict=True):
+        print(f"  {name:<44} {us / 1000:8.3f} ms {seq_us / 1000:8.3f} ms")
+    total = sum(us for _, us in steps)
+    print(f"  {'sum of the stages':<44} {total / 1000:8.3f} ms {sum(sequenced) / 1000:8.3f} ms")
+    report([row for row in alone if row[0].startswith("  ")])
     whole = median_us(lambda: registry.predict(png, "cnn", 3, False), rounds)
     print(f"  {'registry.predict, whole (decode to answer)':<44} {whole / 1000:8.3f} ms")
     np.testing.assert_array_equal(imageprep.prepare_image(image), img28)  # the same steps
