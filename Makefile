@@ -13,10 +13,14 @@ endif
 
 .PHONY: install test test-all lint format train data run bench clean browser graphviz node-tools lint-frontend
 
+# pip byte-compiles what it installs one file at a time; compileall does the same on every core
+# (a fresh install on 2 quiet cores: 100 s -> 75 s). Like pip it skips the few files that do not
+# compile (torch ships a Python 3.12-only test helper), so its exit status is not checked.
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[train,server,reference,dev,export]'
+	$(PY) -m pip install --quiet --no-compile -e '.[train,server,reference,dev,export]'
+	$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
 	touch $(STAMP)
 
 install: $(STAMP)
