@@ -13,9 +13,9 @@ endif
 
 .PHONY: install test test-all lint format train data run bench clean browser graphviz node-tools lint-frontend
 
-# pip byte-compiles what it installs one file at a time; compileall does the same on every core
-# (a fresh install on 2 quiet cores: 100 s -> 75 s). Like pip it skips the few files that do not
-# compile (torch ships a Python 3.12-only test helper), so its exit status is not checked.
+# pip byte-compiles what it installs one file at a time; compileall does it on every core (a
+# fresh install on 2 nearly idle cores: 100 s -> 75-99 s). Like pip it skips the files that do
+# not compile (torch ships a Python 3.12-only test helper), so its exit status is not checked.
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
