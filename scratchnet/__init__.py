@@ -112,6 +112,7 @@ __all__ = [
     "int32",
     "int64",
     "is_grad_enabled",
+    "jit",
     "le",
     "log_softmax",
     "logsumexp",
