@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from scratchnet.mnist import imageprep
 from scratchnet.mnist.augment import (
@@ -357,6 +358,51 @@ def test_low_resolution_matrices() -> None:
     out = separable(images, matrices[1:2])
     assert out[0, 11, 11] == pytest.approx(100.0) and out[0, 20, 20] == 0.0
     assert out[0, 8, 8] == pytest.approx(100.0 * 0.75 * 0.75)
+
+
+def pillow_matrix(size: int, side: int, filter: Image.Resampling) -> np.ndarray:
+    """Pillow's resize along one axis as a (side, size) matrix: it is linear, so its columns
+    are the resized unit impulses (float images, no rounding)."""
+    columns = []
+    for j in range(size):
+        impulse = np.zeros((1, size), dtype=np.float32)
+        impulse[0, j] = 1.0
+        resized = Image.fromarray(impulse, mode="F").resize((side, 1), filter)
+        columns.append(np.asarray(resized, dtype=np.float64)[0])
+    return np.stack(columns, axis=1)
+
+
+@pytest.mark.parametrize("size", [28, 20, 33])
+def test_whole_pixel_low_resolution_is_pillows_box_then_bilinear(size: int) -> None:
+    sides = np.arange(2, size)
+    ours = low_resolution_matrices(size, sides, whole_pixels=True)
+    for matrix, side in zip(ours, sides.tolist(), strict=True):
+        down = pillow_matrix(size, side, Image.Resampling.BOX)
+        up = pillow_matrix(side, size, Image.Resampling.BILINEAR)
+        np.testing.assert_allclose(matrix, up @ down, atol=1e-6, err_msg=f"side {side}")
+
+
+def test_whole_pixels_are_chosen_per_image() -> None:
+    mixed = low_resolution_matrices(28, np.array([8, 8, 10]), np.array([True, False, True]))
+    np.testing.assert_array_equal(mixed[0], low_resolution_matrices(28, np.array([8]), True)[0])
+    np.testing.assert_array_equal(mixed[1], low_resolution_matrices(28, np.array([8]))[0])
+    np.testing.assert_array_equal(mixed[2], low_resolution_matrices(28, np.array([10]), True)[0])
+    # At 28 -> 8 the cells are of 4 and 3 whole pixels, unlike the area average's 3.5.
+    assert not np.allclose(mixed[0], mixed[1])
+
+
+def test_robust_augment_takes_low_resolution_by_whole_pixels_when_asked(mnist) -> None:
+    images = mnist.train_images[:32]
+    only_lowres = dict(p=(0.0, 0.0, 0.0, 1.0), min_side=8, max_side=8, prepare=False)
+    area = RobustAugment(**only_lowres)(images, np.random.default_rng(0))
+    whole = RobustAugment(**only_lowres, whole_pixels=1.0)(images, np.random.default_rng(0))
+    expected = separable(images, low_resolution_matrices(28, np.full(32, 8), True))
+    np.testing.assert_array_equal(whole, np.clip(np.floor(expected + 0.5), 0, 255))
+    assert not np.array_equal(whole, area)
+    # whole_pixels=0 draws nothing more: the default recipe's random stream is unchanged.
+    default = RobustAugment(affine=RandomAffine())(images, np.random.default_rng(5))
+    zero = RobustAugment(affine=RandomAffine(), whole_pixels=0.0)(images, np.random.default_rng(5))
+    np.testing.assert_array_equal(default, zero)
 
 
 # --------------------------------------------------------------------------------------------

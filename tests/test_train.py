@@ -1,6 +1,7 @@
 """The training CLI on real MNIST: quick runs, outputs, resuming, determinism, bad options,
 the named recipes (--recipe)."""
 
+import hashlib
 import json
 from dataclasses import asdict
 
@@ -17,6 +18,7 @@ from scratchnet.mnist.training import (
     RECIPES,
     Interrupted,
     TrainConfig,
+    make_augment,
     make_scheduler,
     recipe_values,
     train,
@@ -258,3 +260,97 @@ def test_onecycle_warms_up_over_pct_start_of_the_steps():
         scheduler.step()
     # 20 steps, 25% of them warming up: the peak is step 4 (PyTorch's float(0.25 * 20) - 1).
     assert int(np.argmax(rates)) == 4 and rates[4] == pytest.approx(cfg.lr)
+
+
+# ---------------------------------------------------------------------------------------------
+# --init: fine-tuning from a checkpoint's weights
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def linear_checkpoint(mnist, tmp_path_factory):
+    """best.npz of a one-epoch linear run."""
+    run = tmp_path_factory.mktemp("source") / "run"
+    train(quick_config(epochs=1, limit=1000), run, data=mnist, progress=False, log=lambda s: None)
+    return run / "best.npz"
+
+
+def test_init_starts_from_the_checkpoint_and_records_it(mnist, tmp_path, capsys, linear_checkpoint):
+    # A rate so small that the weights stay the checkpoint's, to far within the tolerance.
+    argv = ["--model", "linear", "--epochs", "1", "--limit", "500", "--lr", "1e-12"]
+    argv += ["--scheduler", "none", "--no-progress", "--output-dir", str(tmp_path)]
+    assert main([*argv, "--init", str(linear_checkpoint)]) == 0
+    assert f"starting from the weights of {linear_checkpoint}" in capsys.readouterr().out
+    (run,) = tmp_path.iterdir()
+    source, source_meta, _ = load_checkpoint(linear_checkpoint)
+    tuned, tuned_meta, _ = load_checkpoint(run / "best.npz")
+    for key in source:
+        np.testing.assert_allclose(tuned[key], source[key], atol=1e-9, err_msg=key)
+
+    digest = hashlib.sha256(linear_checkpoint.read_bytes()).hexdigest()
+    for saved in (json.loads((run / "config.json").read_text()), tuned_meta["config"]):
+        assert (saved["init"], saved["init_sha256"]) == (str(linear_checkpoint), digest)
+    # The same run without --init starts from a fresh initialisation: other weights.
+    assert main([*argv, "--output-dir", str(tmp_path / "fresh")]) == 0
+    (fresh_run,) = (tmp_path / "fresh").iterdir()
+    fresh, fresh_meta, _ = load_checkpoint(fresh_run / "best.npz")
+    assert not np.allclose(fresh["fc.weight"], source["fc.weight"], atol=1e-3)
+    assert fresh_meta["config"]["init"] is None
+    assert tuned_meta["metrics"]["test_accuracy"] == pytest.approx(
+        source_meta["metrics"]["test_accuracy"]
+    )
+
+
+def test_init_refuses_another_architecture_in_one_line(tmp_path, capsys, linear_checkpoint):
+    argv = ["--model", "cnn", "--init", str(linear_checkpoint), "--epochs", "1"]
+    assert main([*argv, "--no-progress", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a linear model, not the cnn model" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # refused before the run folder was made
+    assert main([*argv[:2], "--init", str(tmp_path / "missing.npz")]) == 2
+    assert "missing.npz" in capsys.readouterr().err
+
+
+def test_robust_augment_options_need_the_extras_and_valid_values(tmp_path, capsys):
+    cases = {
+        ("--lowres-sides", "7", "10"): "need --augment-extra",
+        ("--augment-extra", "--augment-extra-p", "0.2", "0.5"): "1 or 4 probabilities",
+        ("--augment-extra", "--lowres-sides", "10", "7"): "2 <= MIN <= MAX <= 27",
+        ("--augment-extra", "--lowres-whole-pixels", "1.5"): "must be in [0, 1]",
+    }
+    for options, message in cases.items():
+        assert main(["--model", "cnn", *options, "--output-dir", str(tmp_path)]) == 2
+        assert message in capsys.readouterr().err
+    cfg = parsed_config(
+        "--augment-extra",
+        "--augment-extra-p",
+        "0.25",
+        "0.4",
+        "0.25",
+        "0.6",
+        "--lowres-sides",
+        "7",
+        "10",
+        "--lowres-whole-pixels",
+        "0.5",
+    )
+    augment = make_augment(cfg)
+    assert (augment.p, augment.min_side, augment.max_side) == ((0.25, 0.4, 0.25, 0.6), 7, 10)
+    assert augment.whole_pixels == 0.5
+    assert make_augment(parsed_config("--augment-extra", "--augment-extra-p", "0.3")).p == 0.3
+
+
+def test_reference_train_fine_tunes_too(mnist, tmp_path, linear_checkpoint):
+    pytest.importorskip("torch")
+    from reference import train as reference_train
+
+    argv = ["--model", "linear", "--epochs", "1", "--limit", "500", "--lr", "1e-12"]
+    argv += ["--scheduler", "none", "--no-progress", "--output-dir", str(tmp_path)]
+    assert reference_train.main([*argv, "--init", str(linear_checkpoint)]) == 0
+    (run,) = tmp_path.iterdir()
+    source, _, _ = load_checkpoint(linear_checkpoint)
+    tuned, meta, _ = load_checkpoint(run / "best.npz")
+    assert meta["framework"] == "torch" and meta["config"]["init"] == str(linear_checkpoint)
+    for key in source:
+        np.testing.assert_allclose(tuned[key], source[key], atol=1e-6, err_msg=key)

@@ -37,7 +37,8 @@ lowres, 25% for elastic and blur):
     elastic    Simard et al. (2003): displacements alpha * (G * U(-1, 1)), G a Gaussian of
                sigma 4 px, sampled bilinearly
     blur       a Gaussian of random sigma
-    lowres     area average down to s x s pixels, bilinear back up
+    lowres     down to s x s pixels by area average (or by whole-pixel cells, as Pillow's
+               BOX filter, for a chosen fraction), bilinear back up
 
 Blur and low resolution are separable linear maps, out = M @ image @ M.T with one 28x28 M per
 image (the product of both when an image gets both), so they are batched matrix products;
@@ -492,39 +493,61 @@ def blur_matrices(size: int, sigmas: np.ndarray) -> np.ndarray:
     return gaussian_matrices(size, sigmas)
 
 
-def low_resolution_matrices(size: int, sides: np.ndarray) -> np.ndarray:
-    """(N, size, size): down to sides[n] pixels by area average, bilinear back up.
+def low_resolution_matrices(
+    size: int, sides: np.ndarray, whole_pixels: np.ndarray | bool = False
+) -> np.ndarray:
+    """(N, size, size): down to sides[n] pixels, bilinear back up.
 
-    Down, D (s, size): small pixel i averages the source pixels under [i, i + 1) * size / s,
-    weighted by overlap. Up, U (size, s): pixel x reads the small image at
-    u = (x + 0.5) * s / size - 0.5 (pixel centres aligned), clipped to [0, s - 1], blending
-    its two neighbours linearly. The matrix is U @ D.
+    Down, D (s, size), by area (whole_pixels[n] False): small pixel i averages the source
+    pixels under [i, i + 1) * size / s, weighted by overlap. By whole pixels (True): small
+    pixel i averages, with equal weights, the source pixels whose centres fall in
+    (i, i + 1] * size / s, as Pillow's BOX filter does (at 28 -> 8, cells of 4 and 3 pixels);
+    that is how many programs shrink a picture. Up, U (size, s): pixel x reads the small
+    image at u = (x + 0.5) * s / size - 0.5 (pixel centres aligned), clipped to [0, s - 1],
+    blending its two neighbours linearly. The matrix is U @ D.
     """
     sides = np.asarray(sides, dtype=np.int64)
+    whole_pixels = np.broadcast_to(np.asarray(whole_pixels, dtype=bool), sides.shape)
     out = np.empty((len(sides), size, size))
-    cache: dict[int, np.ndarray] = {}
-    for n, s in enumerate(sides):
-        if s not in cache:
-            cache[int(s)] = _low_resolution_matrix(size, int(s))
-        out[n] = cache[int(s)]
+    cache: dict[tuple[int, bool], np.ndarray] = {}
+    for n, (s, whole) in enumerate(zip(sides.tolist(), whole_pixels.tolist(), strict=True)):
+        if (s, whole) not in cache:
+            down = _whole_pixel_cells(size, s) if whole else _area_cells(size, s)
+            cache[s, whole] = _bilinear_up(size, s) @ down
+        out[n] = cache[s, whole]
     return out
 
 
-def _low_resolution_matrix(size: int, side: int) -> np.ndarray:
+def _area_cells(size: int, side: int) -> np.ndarray:
     cell = size / side
     edges = np.arange(side + 1) * cell
     left, right = edges[:-1, None], edges[1:, None]
     pixels = np.arange(size)[None, :]
     overlap = np.clip(np.minimum(right, pixels + 1) - np.maximum(left, pixels), 0.0, None)
-    down = overlap / cell
+    return overlap / cell
 
+
+def _whole_pixel_cells(size: int, side: int) -> np.ndarray:
+    # Pillow's BOX filter step for step (its window, then the filter's half-open support),
+    # so that the ties at cell edges fall as Pillow's do: tests/test_augment.py compares.
+    scale = size / side
+    centre = (np.arange(side) + 0.5) * scale
+    first = np.maximum((centre - scale / 2 + 0.5).astype(np.int64), 0)[:, None]
+    stop = np.minimum((centre + scale / 2 + 0.5).astype(np.int64), size)[:, None]
+    pixels = np.arange(size)[None, :]
+    t = (pixels - centre[:, None] + 0.5) / scale
+    inside = (pixels >= first) & (pixels < stop) & (t > -0.5) & (t <= 0.5)
+    return inside / inside.sum(axis=1, keepdims=True)
+
+
+def _bilinear_up(size: int, side: int) -> np.ndarray:
     u = np.clip((np.arange(size) + 0.5) * side / size - 0.5, 0.0, side - 1)
     u0 = np.floor(u).astype(np.int64)
     u1 = np.minimum(u0 + 1, side - 1)
     up = np.zeros((size, side))
     up[np.arange(size), u0] += 1.0 - (u - u0)
     up[np.arange(size), u1] += u - u0
-    return up @ down
+    return up
 
 
 # --------------------------------------------------------------------------------------------
@@ -669,7 +692,8 @@ class RobustAugment:
         elastic    alpha ~ U(0, max_alpha), sigma 4 px
         stroke     radius ~ U(-max_erode, max_dilate) px (negative: erosion)
         blur       sigma ~ U(0.5, max_sigma) px
-        lowres     side ~ U{min_side, ..., max_side} px
+        lowres     side ~ U{min_side, ..., max_side} px, by whole pixels (as Pillow's BOX
+                   filter) with probability whole_pixels, else by area
 
     Strokes and low resolution, the hardest for the CNN, come more often than the others.
 
@@ -688,6 +712,7 @@ class RobustAugment:
         max_sigma: float = 2.0,
         min_side: int = 7,
         max_side: int = 12,
+        whole_pixels: float = 0.0,
         prepare: bool = True,
         affine: RandomAffine | None = None,
     ) -> None:
@@ -698,6 +723,7 @@ class RobustAugment:
         self.max_sigma = max_sigma
         self.min_side = min_side
         self.max_side = max_side
+        self.whole_pixels = whole_pixels
         self.prepare = prepare
         self.affine = affine
 
@@ -713,6 +739,9 @@ class RobustAugment:
         radii = rng.uniform(-self.max_erode, self.max_dilate, n)
         sigmas = rng.uniform(0.5, self.max_sigma, n)
         sides = rng.integers(self.min_side, self.max_side + 1, n)
+        # Drawn only when asked for, so that the recipes without it keep their random stream
+        # (and their runs, bit for bit).
+        whole = rng.random(n) < self.whole_pixels if self.whole_pixels > 0 else False
 
         if self.affine is not None:
             images = self.affine(images, rng)
@@ -728,7 +757,9 @@ class RobustAugment:
         if linear.any():
             matrices = np.broadcast_to(np.eye(size), (n, size, size)).copy()
             matrices[chosen[2]] = blur_matrices(size, sigmas[chosen[2]])
-            lowres = low_resolution_matrices(size, sides[chosen[3]])
+            lowres = low_resolution_matrices(
+                size, sides[chosen[3]], np.broadcast_to(whole, n)[chosen[3]]
+            )
             matrices[chosen[3]] = lowres @ matrices[chosen[3]]
             x[linear] = separable(x[linear], matrices[linear])
         changed = chosen.any(axis=0)
@@ -742,5 +773,5 @@ class RobustAugment:
             f"RobustAugment(p={self.p}, max_alpha={self.max_alpha}, "
             f"max_erode={self.max_erode}, max_dilate={self.max_dilate}, "
             f"max_sigma={self.max_sigma}, min_side={self.min_side}, max_side={self.max_side}, "
-            f"prepare={self.prepare}, affine={self.affine!r})"
+            f"whole_pixels={self.whole_pixels}, prepare={self.prepare}, affine={self.affine!r})"
         )

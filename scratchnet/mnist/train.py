@@ -111,6 +111,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="also random stroke width, elastic distortion, blur and low resolution "
         f"(augment.RobustAugment) [{_recipe_help('augment_extra')}]",
     )
+    parser.add_argument(
+        "--augment-extra-p",
+        type=float,
+        nargs="+",
+        metavar="P",
+        default=None,
+        help="with --augment-extra: the probability of each step, one for all or four "
+        "(elastic, stroke, blur, lowres) [RobustAugment's 0.25 0.4 0.25 0.4]",
+    )
+    parser.add_argument(
+        "--lowres-sides",
+        type=int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=None,
+        help="with --augment-extra: low resolution goes down to MIN..MAX px [RobustAugment's 7 12]",
+    )
+    parser.add_argument(
+        "--lowres-whole-pixels",
+        type=float,
+        metavar="FRACTION",
+        default=None,
+        help="with --augment-extra: the fraction of low-resolution images averaged over whole "
+        "pixels, as Pillow's BOX filter does, instead of by area [RobustAugment's 0]",
+    )
+    parser.add_argument(
+        "--init",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights (fine-tuning), with a fresh optimizer, "
+        "schedule and epoch count; recorded with its SHA-256 in config.json and the checkpoints",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     parser.add_argument(
         "--data-dir",
@@ -161,6 +193,10 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
         limit=args.limit,
         patience=args.patience,
         data_dir=args.data_dir,
+        augment_extra_p=args.augment_extra_p,
+        lowres_sides=args.lowres_sides,
+        lowres_whole_pixels=args.lowres_whole_pixels,
+        init=args.init,
         **values,
     )
     cfg.validate()

@@ -19,10 +19,11 @@ arrays become its tensors and back, its random generator, and how a model is bui
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -42,7 +43,7 @@ from scratchnet.checkpoint import (
 from scratchnet.mnist import inference
 from scratchnet.mnist.augment import RandomAffine, RobustAugment
 from scratchnet.mnist.data import DataLoader, load_mnist, normalize, train_val_split
-from scratchnet.mnist.models import MODELS, build_model
+from scratchnet.mnist.models import MODELS, build_model, load_model
 from scratchnet.mnist.report import (
     classification_metrics,
     evaluate,
@@ -141,9 +142,20 @@ class TrainConfig:
     # Stroke width, elastic, blur and low resolution on top (RobustAugment); configs written
     # before it existed read as False.
     augment_extra: bool = False
+    # RobustAugment's p (one value, or four: elastic, stroke, blur, lowres), its range of
+    # low-resolution sides (min, max) and the fraction of those taken down by whole pixels;
+    # None keeps RobustAugment's defaults.
+    augment_extra_p: list[float] | None = None
+    lowres_sides: list[int] | None = None
+    lowres_whole_pixels: float | None = None
     # The named recipe the values started from (NAMED_RECIPES); configs written before
     # --recipe existed read as "default".
     recipe: str = "default"
+    # Fine-tuning: the checkpoint whose weights the run starts from (None: a fresh
+    # initialisation), and that file's SHA-256, recorded when the run starts so that the
+    # weights' origin stays traceable after the file is replaced.
+    init: str | None = None
+    init_sha256: str | None = None
     momentum: float = 0.9  # SGD's only: the Adam recipes have none
     seed: int = 0
     val_size: int = 6000
@@ -172,8 +184,27 @@ class TrainConfig:
             problems.append("--limit must be at least 1")
         if self.patience is not None and self.patience < 1:
             problems.append("--patience must be at least 1")
+        problems += self._augment_extra_problems()
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _augment_extra_problems(self) -> list[str]:
+        problems = []
+        options = (self.augment_extra_p, self.lowres_sides, self.lowres_whole_pixels)
+        if any(value is not None for value in options) and not self.augment_extra:
+            problems.append(
+                "--augment-extra-p, --lowres-sides and --lowres-whole-pixels need --augment-extra"
+            )
+        p = self.augment_extra_p
+        if p is not None and (len(p) not in (1, 4) or not all(0 <= v <= 1 for v in p)):
+            problems.append("--augment-extra-p takes 1 or 4 probabilities in [0, 1]")
+        sides = self.lowres_sides
+        if sides is not None and (len(sides) != 2 or not 2 <= sides[0] <= sides[1] <= 27):
+            problems.append("--lowres-sides takes MIN MAX with 2 <= MIN <= MAX <= 27")
+        whole = self.lowres_whole_pixels
+        if whole is not None and not 0 <= whole <= 1:
+            problems.append("--lowres-whole-pixels must be in [0, 1]")
+        return problems
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
@@ -258,9 +289,26 @@ def make_augment(
     """The loader's augmentation: the affine warp (augment), the robust extras (augment_extra),
     both, or none."""
     affine = RandomAffine() if cfg.augment else None
-    if cfg.augment_extra:
-        return RobustAugment(affine=affine)
-    return affine
+    if not cfg.augment_extra:
+        return affine
+    options: dict[str, Any] = {}
+    if cfg.augment_extra_p is not None:
+        p = cfg.augment_extra_p
+        options["p"] = p[0] if len(p) == 1 else tuple(p)
+    if cfg.lowres_sides is not None:
+        options["min_side"], options["max_side"] = cfg.lowres_sides
+    if cfg.lowres_whole_pixels is not None:
+        options["whole_pixels"] = cfg.lowres_whole_pixels
+    return RobustAugment(affine=affine, **options)
+
+
+def initial_weights(cfg: TrainConfig) -> tuple[dict[str, np.ndarray], str]:
+    """The weights of cfg.init, read by the strict loader as a cfg.model, and the file's
+    SHA-256. A checkpoint of another architecture is a CheckpointError naming both."""
+    path = Path(cfg.init)
+    model, _ = load_model(path, expected=cfg.model)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {key: np.array(value.data) for key, value in model.state_dict().items()}, digest
 
 
 def make_optimizer(cfg: TrainConfig, params: list, framework: Framework = SCRATCHNET) -> Any:
@@ -611,8 +659,16 @@ def train(
     on_epoch_end: Callable[[int, dict], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train one model as cfg says, writing the run folder; return the test metrics."""
+    """Train one model as cfg says, writing the run folder; return the test metrics.
+
+    With cfg.init, the model starts from that checkpoint's weights (fine-tuning) with a fresh
+    optimizer, schedule and epoch count; a resumed run restores its own weights instead.
+    """
     fw = framework
+    start_weights = None
+    if cfg.init is not None and resume is None:
+        start_weights, digest = initial_weights(cfg)  # before anything is written
+        cfg = replace(cfg, init_sha256=digest)
     run_dir.mkdir(parents=True, exist_ok=True)
     for leftover in remove_temporary_files(run_dir):
         log(f"removed {leftover.name}, left by a save that a crash interrupted")
@@ -622,6 +678,9 @@ def train(
     splits = split_data(cfg, data)
 
     model = fw.build_model(cfg)
+    if start_weights is not None:
+        fw.load_weights(model, start_weights)
+        log(f"{fw.label(cfg)}: starting from the weights of {cfg.init}")
     loader = DataLoader(
         splits.train_images,
         splits.train_labels,
