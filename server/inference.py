@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import logging
 import os
 import threading
@@ -108,6 +109,10 @@ class ModelRegistry:
     def load_all(self, warmup: bool = True) -> None:
         for status in self.statuses.values():
             self._load(status, warmup)
+        if warmup:
+            # The preparation's Numba loops (scratchnet.mnist.png, prepkernels) load from
+            # Numba's cache, or compile, at their first call: here, not in the first request.
+            self._prepare(_warmup_png())
         self.loaded_once = True
 
     def _load(self, status: ModelStatus, warmup: bool) -> None:
@@ -187,11 +192,13 @@ class ModelRegistry:
     def _prepare(self, image: bytes | Image.Image) -> np.ndarray:
         """The 28x28 input of an image file, or an ImageError subclass from imageprep.
 
-        `image` is the file's bytes, or the file as server.resources.DecodeBudget.open opened
-        it (its header parsed, no pixel decoded yet).
+        `image` is the file's bytes (prepare_image decodes them, a plain PNG without Pillow),
+        or the file as server.resources.DecodeBudget.open opened it (its header parsed, no
+        pixel decoded yet).
         """
-        decoded = imageprep.decode_image(image, max_pixels=self.max_image_pixels)
-        return imageprep.prepare_image(decoded)
+        if isinstance(image, Image.Image):
+            image = imageprep.decode_image(image, max_pixels=self.max_image_pixels)
+        return imageprep.prepare_image(image, max_pixels=self.max_image_pixels)
 
     def predict(
         self, image: bytes | Image.Image, model_name: str, top_k: int, preview: bool
@@ -338,6 +345,15 @@ class ModelRegistry:
             "load_seconds": round(entry.load_seconds, 4),
             "export_formats": list(EXPORT_FORMATS),
         }
+
+
+def _warmup_png() -> bytes:
+    """A small plain PNG of a bar: the uploads' path through decode and preparation."""
+    image = Image.new("L", (28, 28), 255)
+    image.paste(0, (12, 4, 16, 24))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _section(metadata: dict[str, Any], key: str) -> dict[str, Any]:
