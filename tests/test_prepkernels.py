@@ -64,3 +64,37 @@ def test_stroke_width_is_the_same_in_reading_mode(monkeypatch):
     monkeypatch.setattr(imageprep, "reference_mode", lambda: True)
     assert imageprep.stroke_width(mask) == fast
     assert fast == pytest.approx(4, rel=0.2)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 10, 11, 5400, 5401])
+def test_middle_levels_and_the_median_they_give(size):
+    rng = np.random.default_rng(size)
+    for values in (np.arange(256), np.array([0, 1, 127, 128, 254, 255])):
+        levels = rng.choice(values, size).astype(np.uint8)
+        middle = prepkernels.middle_levels(levels)
+        assert middle == prepkernels.middle_levels_reference(levels)
+        ordered = np.sort(levels)
+        assert middle == (ordered[(size - 1) // 2], ordered[size // 2])
+        # imageprep's median from them is np.median's float32, to the bit.
+        assert imageprep._median_level(levels) == float(np.median(levels / np.float32(255.0)))
+
+
+def test_lookup_equals_its_twin():
+    rng = np.random.default_rng(5)
+    table = rng.random(256).astype(np.float32)
+    levels = rng.integers(0, 256, (30, 41), dtype=np.uint8)
+    for view in (levels, levels[3:20, 5:33], levels[::2, ::3]):
+        looked_up = prepkernels.lookup(table, view)
+        assert looked_up.dtype == np.float32
+        np.testing.assert_array_equal(looked_up, prepkernels.lookup_reference(table, view))
+        np.testing.assert_array_equal(looked_up, np.take(table, view))
+
+
+def test_the_8bit_crop_is_the_same_in_reading_mode(monkeypatch):
+    levels = np.full((50, 60), 250, dtype=np.uint8)
+    levels[10:40, 20:26] = 30
+    levels[12, 45] = 90
+    fast = imageprep._cropped_ink8(levels)
+    monkeypatch.setattr(imageprep, "reference_mode", lambda: True)
+    np.testing.assert_array_equal(imageprep._cropped_ink8(levels), fast)
+    assert fast.shape == (30, 26)  # rows 10..39, columns 20..45

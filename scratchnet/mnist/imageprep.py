@@ -55,7 +55,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -408,13 +408,37 @@ def _cropped_ink8(lum8: np.ndarray) -> np.ndarray:
     at the darkest or the lightest level present, and the levels that keep ink are one range.
     """
     levels = np.arange(256, dtype=np.float32) / 255.0  # the values lum8 / 255.0 can take
-    table = _ink_from_luminance(levels, float(np.median(_border(lum8) / np.float32(255.0))))
+    table = _ink_from_luminance(levels, _median_level(_border(lum8)))
     peak = float(max(table[lum8.min()], table[lum8.max()]))
     table = _stretched(table, peak)
     kept = np.flatnonzero(table)
-    box = prepkernels.level_box_reference if reference_mode() else prepkernels.level_box
-    top, bottom, left, right = box(lum8, int(kept[0]), int(kept[-1]))
-    return np.take(table, lum8[top:bottom, left:right])
+    kernels = _prepkernels()
+    top, bottom, left, right = kernels.level_box(lum8, int(kept[0]), int(kept[-1]))
+    return kernels.lookup(table, lum8[top:bottom, left:right])
+
+
+def _median_level(levels8: np.ndarray) -> float:
+    """np.median(levels8 / np.float32(255.0)), the same float32 rounding, from the one or
+    two middle levels (np.median averages those two in float32)."""
+    lower, upper = _prepkernels().middle_levels(levels8)
+    return float(
+        (np.float32(lower) / np.float32(255.0) + np.float32(upper) / np.float32(255.0))
+        / np.float32(2.0)
+    )
+
+
+class _Twins:
+    """The NumPy twins of scratchnet.mnist.prepkernels under the loops' names."""
+
+    middle_levels = staticmethod(prepkernels.middle_levels_reference)
+    level_box = staticmethod(prepkernels.level_box_reference)
+    lookup = staticmethod(prepkernels.lookup_reference)
+    mask_transitions = staticmethod(prepkernels.mask_transitions_reference)
+
+
+def _prepkernels() -> Any:
+    """The preparation's loops, or their NumPy twins in reading mode (runtime/mode.py)."""
+    return _Twins if reference_mode() else prepkernels
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
@@ -449,10 +473,7 @@ def stroke_width(mask: np.ndarray) -> float:
 
     which is within about 5% of the true length whatever the stroke's direction.
     """
-    count = (
-        prepkernels.mask_transitions_reference if reference_mode() else prepkernels.mask_transitions
-    )
-    area, n0, n90, n45, n135 = count(np.asarray(mask, dtype=bool))
+    area, n0, n90, n45, n135 = _prepkernels().mask_transitions(np.asarray(mask, dtype=bool))
     if area == 0:
         return 0.0
     perimeter = np.pi / 8 * (n0 + n90 + (n45 + n135) / np.sqrt(2))

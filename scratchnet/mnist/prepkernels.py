@@ -1,6 +1,8 @@
 """The loops of the picture preparation (scratchnet.mnist.imageprep), each beside its NumPy twin.
 
+    middle_levels     the one or two levels in the middle of a list of 8-bit levels (a median)
     level_box         the bounding box of the pixels whose level is in [low, high]
+    lookup            each pixel's level looked up in a table of the 256 levels
     mask_transitions  a mask's area and its ink/paper transitions along rows, columns and
                       both diagonals (imageprep.stroke_width's counts)
 
@@ -15,6 +17,31 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def middle_levels(levels):
+    """(lower, upper) middle of the 1-D uint8 array levels, sorted: the values at ranks
+    (n - 1) // 2 and n // 2 (the same one when n is odd), from a histogram of the 256
+    levels instead of a sort."""
+    counts = np.zeros(256, dtype=np.int64)
+    for level in levels:
+        counts[level] += 1
+    ranks = ((levels.size - 1) // 2, levels.size // 2)
+    middle = [0, 0]
+    seen = 0
+    for level in range(256):
+        for j in range(2):
+            if seen <= ranks[j] < seen + counts[level]:
+                middle[j] = level
+        seen += counts[level]
+    return middle[0], middle[1]
+
+
+def middle_levels_reference(levels):
+    """NumPy twin of middle_levels."""
+    ordered = np.sort(levels)
+    return int(ordered[(levels.size - 1) // 2]), int(ordered[levels.size // 2])
 
 
 @njit(nogil=True, cache=True)
@@ -57,6 +84,22 @@ def level_box_reference(levels, low, high):
     if rows.size == 0:
         return 0, 0, 0, 0
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+@njit(nogil=True, cache=True)
+def lookup(table, levels):
+    """table[levels]: the float32 value of each pixel of the 2-D uint8 array levels."""
+    height, width = levels.shape
+    out = np.empty((height, width), dtype=np.float32)
+    for y in range(height):
+        for x in range(width):
+            out[y, x] = table[levels[y, x]]
+    return out
+
+
+def lookup_reference(table, levels):
+    """NumPy twin of lookup."""
+    return table[levels]
 
 
 @njit(nogil=True, cache=True)
