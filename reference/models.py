@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def init_weights(model: nn.Module) -> None:
-    """scratchnet's scheme, with torch.nn.init and torch's generator.
+def _init_weights(model: nn.Module) -> None:
+    """scratchnet's scheme, with torch.nn.init and torch's generator (unless init_weights=False:
+    then each layer keeps torch's default initialisation, as in scratchnet).
 
     Conv2d: weight ~ kaiming-normal (fan_out, relu), bias 0. BatchNorm2d: weight 1, bias 0.
     Linear: weight ~ N(0, 0.01**2), bias 0.
@@ -47,7 +48,11 @@ class LinearClassifier(nn.Module):
     """Multinomial logistic regression: flatten the image, then one Linear layer (784 -> 10)."""
 
     def __init__(
-        self, input_size: int = 784, num_classes: int = 10, dropout_rate: float = 0.0
+        self,
+        input_size: int = 784,
+        num_classes: int = 10,
+        dropout_rate: float = 0.0,
+        init_weights: bool = True,
     ) -> None:
         super().__init__()
         self.flatten = nn.Flatten()
@@ -56,7 +61,8 @@ class LinearClassifier(nn.Module):
         self.input_size = input_size
         self.num_classes = num_classes
         self.dropout_rate = dropout_rate
-        init_weights(self)
+        if init_weights:
+            _init_weights(self)
 
     def stages(self, x: Tensor) -> Iterator[tuple[str, Tensor]]:
         """The named results of forward, as scratchnet's stages: only ("logits", (N, 10))."""
@@ -80,7 +86,9 @@ class CNNClassifier(nn.Module):
     -conv3,bn3,relu,avgpool-> (N, 128, 1, 1) -flatten,dropout,fc1,relu,dropout,fc2-> (N, 10)
     """
 
-    def __init__(self, num_classes: int = 10, dropout_rate: float = 0.5) -> None:
+    def __init__(
+        self, num_classes: int = 10, dropout_rate: float = 0.5, init_weights: bool = True
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels=1, out_channels=32, kernel_size=3, padding=1)
         self.bn1 = nn.BatchNorm2d(num_features=32)
@@ -95,7 +103,8 @@ class CNNClassifier(nn.Module):
         self.fc2 = nn.Linear(in_features=64, out_features=num_classes)
         self.num_classes = num_classes
         self.dropout_rate = dropout_rate
-        init_weights(self)
+        if init_weights:
+            _init_weights(self)
 
     def stages(self, x: Tensor) -> Iterator[tuple[str, Tensor]]:
         """The named results of forward, as scratchnet's stages: block1 (N, 32, 14, 14),

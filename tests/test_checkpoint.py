@@ -210,6 +210,7 @@ CRAFTED = [
     ("mistyped option", lambda: linear_bytes(num_classes="10"), "x.npz", "must be a number"),
     ("bool as an integer", lambda: linear_bytes(num_classes=True), "x.npz", "must be a number"),
     ("float as an integer", lambda: linear_bytes(num_classes=10.0), "x.npz", "must be an integer"),
+    ("init_weights as 1", lambda: linear_bytes(init_weights=1), "x.npz", "must be true or false"),
     ("num_classes = 10**12", lambda: linear_bytes(num_classes=10**12), "x.npz", "between 1"),
     ("NaN dropout", lambda: linear_bytes(dropout_rate=float("nan")), "x.npz", "between 0"),
     (

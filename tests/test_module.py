@@ -119,6 +119,20 @@ def test_initialisation_distributions():
     assert np.abs(lin.weight.data).max() <= 0.1
 
 
+def test_init_weights_false_keeps_every_layers_pytorch_default():
+    """As torchvision's init_weights=False: no layer is re-drawn, so Linear and Conv2d keep
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias (std = bound / sqrt(3))."""
+    model = CNNClassifier(init_weights=False)
+    for layer, fan_in in ((model.fc1, 128), (model.fc2, 64), (model.conv2, 32 * 9)):
+        bound = 1 / np.sqrt(fan_in)
+        for array in (layer.weight.data, layer.bias.data):
+            assert np.abs(array).max() <= bound and array.any()
+        assert abs(layer.weight.data.std() / (bound / np.sqrt(3)) - 1) < 0.15
+    assert np.all(model.bn1.weight.data == 1) and np.all(model.bn1.bias.data == 0)
+    linear = LinearClassifier(init_weights=False).fc.weight.data
+    assert abs(linear.std() / (1 / np.sqrt(3 * 784)) - 1) < 0.05
+
+
 def test_model_input_errors():
     with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
         CNNClassifier()(Tensor(np.zeros((2, 3, 28, 28), dtype=np.float32)))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from scratchnet import optim
-from scratchnet.checkpoint import load_checkpoint
+from scratchnet.checkpoint import load_checkpoint, read_metadata
 from scratchnet.mnist import train as train_cli
 from scratchnet.mnist.data import MNIST
 from scratchnet.mnist.train import build_parser, config_from_args, main, resume_target
@@ -144,6 +144,7 @@ def test_cli_help_documents_every_option(capsys):
         "--resume",
         "--limit",
         "--patience",
+        "--no-init-weights",
     ]:
         assert option in text
 
@@ -198,6 +199,8 @@ def test_recipe_picks_its_values_and_options_override_them(model):
     assert overridden.pct_start == 0.45
     assert overridden.epochs == FAST_RECIPES[model]["epochs"]
     assert overridden.recipe == "fast"
+    assert parsed_config("--no-init-weights", model=model).init_weights is False
+    assert parsed_config("--recipe", "fast", "--init-weights", model=model).init_weights is True
 
 
 def test_an_unknown_recipe_is_one_clear_error(capsys):
@@ -229,6 +232,9 @@ def test_fast_recipe_runs_end_to_end_and_resumes_with_its_recipe(
     saved = json.loads((run / "config.json").read_text())
     assert saved["recipe"] == "fast" and saved["epochs"] == 1
     assert saved["batch_size"] == FAST_RECIPES["cnn"]["batch_size"]
+    assert saved["init_weights"] is FAST_RECIPES["cnn"]["init_weights"]
+    meta = read_metadata(run / "best.npz")
+    assert meta["architecture"]["kwargs"]["init_weights"] is FAST_RECIPES["cnn"]["init_weights"]
     assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
 
     # Killed after its first of two epochs, the run resumes with the fast recipe's values.

@@ -22,7 +22,12 @@ PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 
 def _init_weights(model: nn.Module) -> None:
-    """Conv: kaiming-normal (fan_out, relu), bias 0. BN: weight 1, bias 0. Linear: N(0, 0.01)."""
+    """Conv: kaiming-normal (fan_out, relu), bias 0. BN: weight 1, bias 0. Linear: N(0, 0.01).
+
+    The models' own scheme, applied unless built with init_weights=False (as torchvision's VGG
+    and GoogLeNet take it); then every layer keeps the initialisation its constructor drew,
+    PyTorch's default (kaiming-uniform with a = sqrt(5), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
+    """
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             module.weight.data = init.kaiming_normal(
@@ -50,7 +55,11 @@ class LinearClassifier(nn.Module):
     """Multinomial logistic regression: flatten the image, then one Linear layer (784 -> 10)."""
 
     def __init__(
-        self, input_size: int = 784, num_classes: int = 10, dropout_rate: float = 0.0
+        self,
+        input_size: int = 784,
+        num_classes: int = 10,
+        dropout_rate: float = 0.0,
+        init_weights: bool = True,
     ) -> None:
         super().__init__()
         self.input_size = input_size
@@ -59,7 +68,8 @@ class LinearClassifier(nn.Module):
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(dropout_rate)
         self.fc = nn.Linear(input_size, num_classes)
-        _init_weights(self)
+        if init_weights:
+            _init_weights(self)
 
     def stages(self, x: Tensor) -> Iterator[tuple[str, Tensor]]:
         """The named results of forward, in order: only ("logits", (N, 10)), no hidden layer."""
@@ -82,7 +92,9 @@ class CNNClassifier(nn.Module):
     -conv3,bn3,relu,avgpool-> (N, 128, 1, 1) -flatten,dropout,fc1,relu,dropout,fc2-> (N, 10)
     """
 
-    def __init__(self, num_classes: int = 10, dropout_rate: float = 0.5) -> None:
+    def __init__(
+        self, num_classes: int = 10, dropout_rate: float = 0.5, init_weights: bool = True
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.dropout_rate = dropout_rate
@@ -97,7 +109,8 @@ class CNNClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout_rate)
         self.fc1 = nn.Linear(128, 64)
         self.fc2 = nn.Linear(64, num_classes)
-        _init_weights(self)
+        if init_weights:
+            _init_weights(self)
 
     def stages(self, x: Tensor) -> Iterator[tuple[str, Tensor]]:
         """The named results of forward, in order, for scratchnet.mnist.explain to show.
@@ -140,6 +153,8 @@ class Option:
 
     def problem(self, value: Any) -> str | None:
         """Why value is refused, or None. bool is not an int here, though Python says it is."""
+        if self.kind is bool:
+            return None if isinstance(value, bool) else "must be true or false"
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number"
         if self.kind is int and not isinstance(value, int):
@@ -157,10 +172,12 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "input_size": Option(int, 1, 784),
         "num_classes": Option(int, 1, 1000),
         "dropout_rate": Option(float, 0.0, 1.0),
+        "init_weights": Option(bool, 0, 1),
     },
     "cnn": {
         "num_classes": Option(int, 1, 1000),
         "dropout_rate": Option(float, 0.0, 1.0),
+        "init_weights": Option(bool, 0, 1),
     },
 }
 

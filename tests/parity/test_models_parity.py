@@ -181,3 +181,23 @@ def test_reference_has_the_same_tree_keys_and_initialisation(name):
             for framework, array in (("scratchnet", value), ("torch", theirs[key])):
                 assert abs(array.mean()) < 5 * std / np.sqrt(array.size), (framework, key)
                 assert abs(array.std() / std - 1) < 0.15, (framework, key, array.std(), std)
+
+
+@pytest.mark.parametrize("name", ["linear", "cnn"])
+def test_reference_without_init_weights_keeps_the_layer_defaults_too(name):
+    """init_weights=False in both: every weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    BN weight 1 and bias 0, in scratchnet and in torch."""
+    manual_seed(0)
+    ours = models.build_model(name, init_weights=False).state_dict()
+    torch.manual_seed(0)
+    theirs = reference.build_model(name, init_weights=False).state_dict()
+    shapes = {key.rsplit(".", 1)[0]: v.shape for key, v in ours.items() if key.endswith("weight")}
+    for key, value in ours.items():
+        if key.startswith("bn"):
+            assert np.array_equal(value, theirs[key].numpy()), key  # 1, 0 and the buffers
+            continue
+        bound = 1 / np.sqrt(np.prod(shapes[key.rsplit(".", 1)[0]][1:]))
+        for framework, array in (("scratchnet", value), ("torch", theirs[key].numpy())):
+            assert np.abs(array).max() <= bound and array.any(), (framework, key)
+            if key.endswith("weight"):  # U(-b, b) has std b / sqrt(3)
+                assert abs(array.std() / (bound / np.sqrt(3)) - 1) < 0.15, (framework, key)
