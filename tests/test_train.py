@@ -274,14 +274,23 @@ def test_onecycle_warms_up_over_pct_start_of_the_steps():
 
 
 @pytest.fixture(scope="module")
-def linear_checkpoint(mnist, tmp_path_factory):
+def linear_checkpoint(small_mnist, tmp_path_factory):
     """best.npz of a one-epoch linear run."""
     run = tmp_path_factory.mktemp("source") / "run"
-    train(quick_config(epochs=1, limit=1000), run, data=mnist, progress=False, log=lambda s: None)
+    cfg = quick_config(epochs=1, limit=1000)
+    train(cfg, run, data=small_mnist, progress=False, log=lambda s: None)
     return run / "best.npz"
 
 
-def test_init_starts_from_the_checkpoint_and_records_it(mnist, tmp_path, capsys, linear_checkpoint):
+@pytest.fixture
+def small_cli(small_mnist, monkeypatch):
+    """The command line on small_mnist (its own loading is checked above)."""
+    monkeypatch.setattr(train_cli, "load_mnist", lambda *args, **kwargs: small_mnist)
+
+
+def test_init_starts_from_the_checkpoint_and_records_it(
+    small_cli, tmp_path, capsys, linear_checkpoint
+):
     # A rate so small that the weights stay the checkpoint's, to far within the tolerance.
     argv = ["--model", "linear", "--epochs", "1", "--limit", "500", "--lr", "1e-12"]
     argv += ["--scheduler", "none", "--no-progress", "--output-dir", str(tmp_path)]
@@ -307,7 +316,9 @@ def test_init_starts_from_the_checkpoint_and_records_it(mnist, tmp_path, capsys,
     )
 
 
-def test_init_refuses_another_architecture_in_one_line(tmp_path, capsys, linear_checkpoint):
+def test_init_refuses_another_architecture_in_one_line(
+    small_cli, tmp_path, capsys, linear_checkpoint
+):
     argv = ["--model", "cnn", "--init", str(linear_checkpoint), "--epochs", "1"]
     assert main([*argv, "--no-progress", "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -347,7 +358,7 @@ def test_robust_augment_options_need_the_extras_and_valid_values(tmp_path, capsy
     assert make_augment(parsed_config("--augment-extra", "--augment-extra-p", "0.3")).p == 0.3
 
 
-def test_reference_train_fine_tunes_too(mnist, tmp_path, linear_checkpoint):
+def test_reference_train_fine_tunes_too(small_cli, tmp_path, linear_checkpoint):
     pytest.importorskip("torch")
     from reference import train as reference_train
 
