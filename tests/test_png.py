@@ -112,6 +112,20 @@ def test_pillows_own_saves_are_plain(mode):
             np.testing.assert_array_equal(alpha, expected_alpha)
 
 
+def test_chunks_that_only_describe_the_pixels_are_passed_over():
+    scanlines = random_scanlines(np.random.default_rng(2), 7, 3, 4, [0, 1, 2, 3, 4])
+    descriptive = (
+        chunk(b"sRGB", bytes([0]))
+        + chunk(b"gAMA", struct.pack(">I", 45455))
+        + chunk(b"pHYs", struct.pack(">IIB", 2835, 2835, 1))
+    )
+    data = build_png(scanlines, 7, 3, 6, extra=descriptive)
+    lum, alpha = png.read_plain(data).planes8()
+    expected_lum, expected_alpha = pillow_planes(data)
+    np.testing.assert_array_equal(lum, expected_lum)
+    np.testing.assert_array_equal(alpha, expected_alpha)
+
+
 def test_the_reading_mode_uses_the_twin(monkeypatch):
     calls = []
     twin = png.unfilter_planes_reference
@@ -139,6 +153,8 @@ def not_plain_headers() -> dict[str, bytes]:
         "interlaced": build_png(scanlines, 6, 5, 2, interlace=1),
         "tRNS chunk": build_png(scanlines, 6, 5, 2, extra=chunk(b"tRNS", bytes(6))),
         "text chunk": build_png(scanlines, 6, 5, 2, extra=chunk(b"tEXt", b"a\0b")),
+        "short pHYs": build_png(scanlines, 6, 5, 2, extra=chunk(b"pHYs", bytes(8))),
+        "long sRGB": build_png(scanlines, 6, 5, 2, extra=chunk(b"sRGB", bytes(2))),
         "bad IHDR crc": good[: ihdr_end - 4] + b"\0\0\0\0" + good[ihdr_end:],
         "bad IDAT crc": good[:-16] + bytes([good[-16] ^ 1]) + good[-15:],
         "no IEND": good[:-12],
