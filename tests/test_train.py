@@ -145,6 +145,10 @@ def test_cli_help_documents_every_option(capsys):
         "--limit",
         "--patience",
         "--no-init-weights",
+        "--init",
+        "--augment-extra-p",
+        "--lowres-sides",
+        "--lowres-whole-pixels",
     ]:
         assert option in text
 
