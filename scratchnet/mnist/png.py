@@ -162,7 +162,9 @@ def unfilter_planes(raw, channels, lum, alpha):
 
     Two row buffers hold the previous and the current row unfiltered: the whole image is
     never unfiltered in memory, only its planes are written. They are uint8, and the sums
-    are taken modulo 256 as PNG says (`& 255`); Paeth's distances need signed ints."""
+    are taken modulo 256 as PNG says (`& 255`); Paeth's distances need signed ints. Copies
+    are loops, not slice assignments, which took Numba 3.6 of this kernel's 4.9 s to compile
+    (without its cache: a fresh install's or a Lambda's first start)."""
     height, width = lum.shape
     stride = width * channels
     above = np.zeros(stride, dtype=np.uint8)  # the row above, unfiltered: 0 above the first
@@ -172,9 +174,11 @@ def unfilter_planes(raw, channels, lum, alpha):
         kind = raw[start - 1]
         line = raw[start : start + stride]
         if kind == 0:
-            row[:] = line
+            for i in range(stride):
+                row[i] = line[i]
         elif kind == 1:
-            row[:channels] = line[:channels]
+            for i in range(channels):
+                row[i] = line[i]
             for i in range(channels, stride):
                 row[i] = (line[i] + row[i - channels]) & 255
         elif kind == 2:
@@ -206,7 +210,8 @@ def unfilter_planes(raw, channels, lum, alpha):
         grey = lum[y]
         opacity = alpha[y] if channels == 2 or channels == 4 else grey  # alpha is empty then
         if channels == 1:
-            grey[:] = row
+            for x in range(width):
+                grey[x] = row[x]
         elif channels == 2:
             for x in range(width):
                 grey[x] = row[2 * x]

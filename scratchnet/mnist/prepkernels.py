@@ -27,15 +27,17 @@ def middle_levels(levels):
     counts = np.zeros(256, dtype=np.int64)
     for level in levels:
         counts[level] += 1
-    ranks = ((levels.size - 1) // 2, levels.size // 2)
-    middle = [0, 0]
-    seen = 0
+    lower_rank = (levels.size - 1) // 2
+    upper_rank = levels.size // 2
+    lower = upper = 0
+    seen = 0  # pixels below the current level
     for level in range(256):
-        for j in range(2):
-            if seen <= ranks[j] < seen + counts[level]:
-                middle[j] = level
+        if seen <= lower_rank < seen + counts[level]:
+            lower = level
+        if seen <= upper_rank < seen + counts[level]:
+            upper = level
         seen += counts[level]
-    return middle[0], middle[1]
+    return lower, upper
 
 
 def middle_levels_reference(levels):
