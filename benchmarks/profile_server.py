@@ -8,12 +8,11 @@ Four parts, each a median over `--rounds` repetitions in this process (or, for `
 one keep-alive client's requests to a real server):
 
     stages   the prediction's own steps, as server.inference.ModelRegistry.predict runs them:
-             PNG decode (and, beside it, Pillow's decode of the same file), each step of
-             scratchnet.mnist.imageprep.prepare_image, normalize, the forward pass (under the
-             registry's lock and thread count), softmax and the answer's fields, the JSON
-             body, the Prometheus metrics; each step alone (its own rounds back to back) and
-             in sequence (timed inside whole requests, where each step meets the caches as
-             the previous one left them: slower)
+             PNG decode, each step of scratchnet.mnist.imageprep.prepare_image, normalize,
+             the forward pass (under the registry's lock and thread count), softmax and the
+             answer's fields, the JSON body, the Prometheus metrics; each step alone (its
+             own rounds back to back) and in sequence (timed inside whole requests, where
+             each step meets the caches as the previous one left them: slower)
     asgi     the whole app called in-process through ASGI (no socket): routing, the
              middleware, multipart parsing, the thread-pool hop, the handler; and the same app
              with the handler's work (registry.predict) replaced by a canned answer, which is
@@ -96,10 +95,10 @@ def profile_stages(rounds: int) -> None:
     metrics = Metrics(["cnn", "linear"])
     png = drawing_png()
 
-    # Each step's input, computed once by the same calls prepare_image makes (a plain PNG,
-    # read by scratchnet.mnist.png; opaque 8-bit: the table path of imageprep._cropped_ink).
-    limit = imageprep.DEFAULT_MAX_PIXELS
-    lum8 = imageprep._decode(png, limit).lum
+    # Each step's input, computed once by the same calls prepare_image makes (an opaque 8-bit
+    # picture: the table path of imageprep._cropped_ink).
+    image = imageprep.decode_image(png)
+    lum8, _ = imageprep._luminance_alpha8(image)
     crop = imageprep._cropped_ink8(lum8)
     restored = imageprep._restore_strokes(crop)
     resized = imageprep._resize_longer_side(restored, imageprep.DIGIT_BOX)
@@ -110,16 +109,13 @@ def profile_stages(rounds: int) -> None:
     prediction = inference.Prediction(inference.softmax(logits[0]))
     answer = registry._answer(entry, prediction, 0.5, img28, 3, False)
 
-    def pillow_planes(data: bytes) -> imageprep.Planes8:
-        return imageprep._luminance_alpha8(imageprep.decode_image(data))
-
     def answer_fields() -> None:
         p = inference.Prediction(inference.softmax(logits[0]))
         registry._answer(entry, p, 0.5, img28, 3, False)
 
     rows = [
-        ("PNG -> 8-bit grey (scratchnet.mnist.png)", lambda: imageprep._decode(png, limit)),
-        ("  the same by Pillow, decode + convert L", lambda: pillow_planes(png)),
+        ("decode_image (PNG -> PIL, 280x280 RGB)", lambda: imageprep.decode_image(png)),
+        ("8-bit luminance (PIL convert L)", lambda: imageprep._luminance_alpha8(image)),
         ("ink, stretch, crop (256-level table)", lambda: imageprep._cropped_ink8(lum8)),
         ("_restore_strokes", lambda: imageprep._restore_strokes(crop)),
         ("_resize_longer_side to 20 px", lambda: imageprep._resize_longer_side(restored, 20)),
@@ -136,9 +132,11 @@ def profile_stages(rounds: int) -> None:
         """The same steps one after the other, as one request runs them: each finds the
         caches as the previous step left them, not as its own last round did."""
         marks = [clock()]
-        planes = imageprep._decode(png, limit)
+        decoded = imageprep.decode_image(png)
         marks.append(clock())
-        cropped = imageprep._cropped_ink8(planes.lum)
+        lum = imageprep._luminance_alpha8(decoded)[0]
+        marks.append(clock())
+        cropped = imageprep._cropped_ink8(lum)
         marks.append(clock())
         thick = imageprep._restore_strokes(cropped)
         marks.append(clock())
@@ -173,9 +171,7 @@ def profile_stages(rounds: int) -> None:
     report([row for row in alone if row[0].startswith("  ")])
     whole = median_us(lambda: registry.predict(png, "cnn", 3, False), rounds)
     print(f"  {'registry.predict, whole (decode to answer)':<44} {whole / 1000:8.3f} ms")
-    np.testing.assert_array_equal(imageprep.prepare_image(png), img28)  # the same steps
-    pillow = imageprep.prepare_image(imageprep.decode_image(png))
-    np.testing.assert_array_equal(pillow, img28)  # and the same digit through Pillow
+    np.testing.assert_array_equal(imageprep.prepare_image(image), img28)  # the same steps
 
 
 # ---------------------------------------------------------------------------------------------

@@ -110,8 +110,8 @@ class ModelRegistry:
         for status in self.statuses.values():
             self._load(status, warmup)
         if warmup:
-            # The preparation's Numba loops (scratchnet.mnist.png, prepkernels) load from
-            # Numba's cache, or compile, at their first call: here, not in the first request.
+            # The preparation's Numba loops (scratchnet.mnist.prepkernels) load from Numba's
+            # cache, or compile, at their first call: here, not in the first request.
             self._prepare(_warmup_png())
         self.loaded_once = True
 
@@ -192,13 +192,11 @@ class ModelRegistry:
     def _prepare(self, image: bytes | Image.Image) -> np.ndarray:
         """The 28x28 input of an image file, or an ImageError subclass from imageprep.
 
-        `image` is the file's bytes (prepare_image decodes them, a plain PNG without Pillow),
-        or the file as server.resources.DecodeBudget.open opened it (its header parsed, no
-        pixel decoded yet).
+        `image` is the file's bytes, or the file as server.resources.DecodeBudget.open opened
+        it (its header parsed, no pixel decoded yet).
         """
-        if isinstance(image, Image.Image):
-            image = imageprep.decode_image(image, max_pixels=self.max_image_pixels)
-        return imageprep.prepare_image(image, max_pixels=self.max_image_pixels)
+        decoded = imageprep.decode_image(image, max_pixels=self.max_image_pixels)
+        return imageprep.prepare_image(decoded)
 
     def predict(
         self, image: bytes | Image.Image, model_name: str, top_k: int, preview: bool
@@ -348,7 +346,7 @@ class ModelRegistry:
 
 
 def _warmup_png() -> bytes:
-    """A small plain PNG of a bar: the uploads' path through decode and preparation."""
+    """A small PNG of a bar: the uploads' path through decode and preparation."""
     image = Image.new("L", (28, 28), 255)
     image.paste(0, (12, 4, 16, 24))
     buffer = io.BytesIO()

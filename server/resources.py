@@ -32,7 +32,6 @@ import anyio
 from PIL import Image, ImageMode
 from starlette.concurrency import run_in_threadpool
 
-from scratchnet.mnist import png
 from scratchnet.mnist.imageprep import FORMATS, ImageTooLargeError
 from scratchnet.runtime import allocator
 
@@ -72,12 +71,10 @@ class DecodeBudget:
     def open(self, data: bytes) -> tuple[Image.Image | bytes, int]:
         """The image opened from its header, to decode later, and the size it will decode to.
 
-        Only the header is read, so that it is parsed once: a plain PNG (a canvas's, see
-        scratchnet.mnist.png) by png.read_plain, and it comes back as its bytes, for
-        scratchnet.mnist.imageprep.prepare_image to decode with that reader; any other file
-        by Pillow's Image.open (which decodes no pixel), and the opened image goes on to
-        imageprep.decode_image as it is. Data without a readable header come back as they
-        are, with size 0, for decode_image to say what is wrong with them.
+        Only the header is read (Pillow's Image.open decodes no pixel): the image goes on to
+        scratchnet.mnist.imageprep.decode_image as it is, so the header is parsed once. Data
+        without a readable header come back as they are, with size 0, for decode_image to say
+        what is wrong with them.
 
         Raises ImageTooLargeError, naming the configured limit, past max_image_pixels or
         max_decode_bytes.
@@ -86,29 +83,24 @@ class DecodeBudget:
             f"image is too large: the limit is {self.max_pixels:,} pixels "
             f"({self.max_pixels / 1e6:g} megapixels)"
         )
-        plain = png.read_plain(data)
-        if plain is not None:
-            opened, (width, height), mode = data, (plain.width, plain.height), plain.mode
-        else:
-            try:
-                opened = Image.open(io.BytesIO(data), formats=FORMATS)
-            except Image.DecompressionBombError:
-                # Pillow's own limit (about 179 megapixels) is far above ours: quote ours.
-                raise ImageTooLargeError(f"{too_large}, and this one is larger still") from None
-            except Exception:
-                return data, 0
-            width, height = opened.size
-            mode = opened.mode
+        try:
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
+        except Image.DecompressionBombError:
+            # Pillow's own limit (about 179 megapixels) is far above ours: quote ours.
+            raise ImageTooLargeError(f"{too_large}, and this one is larger still") from None
+        except Exception:
+            return data, 0
+        width, height = img.size
         pixels = width * height
         if pixels > self.max_pixels:
             raise ImageTooLargeError(f"{too_large}; this one is {width}x{height}")
-        size = pixels * bytes_per_pixel(mode)
+        size = pixels * bytes_per_pixel(img.mode)
         if size > self.max_decode_bytes:
             raise ImageTooLargeError(
-                f"image is too large: decoding this {width}x{height} {mode} image would "
+                f"image is too large: decoding this {width}x{height} {img.mode} image would "
                 f"take {_megabytes(size)}, the limit is {_megabytes(self.max_decode_bytes)}"
             )
-        return opened, size
+        return img, size
 
     @contextlib.asynccontextmanager
     async def slot(self, decoded_bytes: int) -> AsyncIterator[None]:

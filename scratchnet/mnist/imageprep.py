@@ -6,9 +6,7 @@ The models only ever saw MNIST, so a drawing must be prepared the way MNIST itse
 centre, (row 14, column 14). Ink is bright (1) on a black (0) background.
 
     bytes / file / PIL image / array
-      -> decode_image        header checked for size first, then pixels decoded (first frame);
-                             a plain PNG (a canvas's) straight to 8-bit grey and alpha by
-                             scratchnet.mnist.png, the same bytes in half of Pillow's time
+      -> decode_image        header checked for size first, then pixels decoded (first frame)
       -> to_grayscale_ink    (H, W) float32, 1 = ink: alpha composited onto paper, dark ink on
                              light paper inverted, paper level subtracted
       -> prepare_image       contrast stretched, faint noise dropped, cropped to the ink,
@@ -55,12 +53,12 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from scratchnet.mnist import png, prepkernels
+from scratchnet.mnist import prepkernels
 from scratchnet.runtime.mode import reference_mode
 
 IMAGE_SIZE = 28  # the MNIST field
@@ -85,14 +83,6 @@ _SHEET_FRACTION = 0.02  # ... and if this many opaque pixels are, the opaque par
 _STROKES_COVER = 0.5  # strokes on a transparent background cover less than this of the image
 
 ImageInput = Image.Image | np.ndarray | bytes | bytearray | memoryview | str | Path
-
-
-class Planes8(NamedTuple):
-    """An 8-bit picture as the preparation reads it: Pillow's luminance ("L") and its alpha
-    (None when the picture has none), uint8 arrays of one shape."""
-
-    lum: np.ndarray
-    alpha: np.ndarray | None
 
 
 class ImageError(ValueError):
@@ -147,7 +137,14 @@ def decode_image(data: bytes | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS
         except Exception as exc:
             raise ImageDecodeError(f"cannot decode image: {_reason(exc)}") from None
 
-    _check_size(*img.size, max_pixels)
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"image is too large: {width}x{height} pixels, the limit is "
+            f"{max_pixels:,} pixels ({max_pixels / 1e6:g} megapixels)"
+        )
+    if width == 0 or height == 0:
+        raise ImageDecodeError(f"cannot decode image: it is {width}x{height} pixels")
 
     try:
         img.load()
@@ -158,30 +155,6 @@ def decode_image(data: bytes | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS
     except Exception as exc:
         raise ImageDecodeError(f"cannot decode image: {_reason(exc)}") from None
     return img
-
-
-def _check_size(width: int, height: int, max_pixels: int) -> None:
-    if width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"image is too large: {width}x{height} pixels, the limit is "
-            f"{max_pixels:,} pixels ({max_pixels / 1e6:g} megapixels)"
-        )
-    if width == 0 or height == 0:
-        raise ImageDecodeError(f"cannot decode image: it is {width}x{height} pixels")
-
-
-def _decode(data: bytes, max_pixels: int) -> Planes8 | Image.Image:
-    """A plain PNG's 8-bit planes (scratchnet.mnist.png: the canvas's PNGs, in half of
-    Pillow's time), else decode_image's loaded image. The planes are the ones
-    _luminance_alpha8 would take from Pillow's image, to the byte. Pictures past Pillow's
-    own decompression-bomb threshold go to decode_image, which refuses them as before."""
-    plain = png.read_plain(data)
-    if plain is not None and plain.width * plain.height <= (Image.MAX_IMAGE_PIXELS or np.inf):
-        _check_size(plain.width, plain.height, max_pixels)
-        planes = plain.planes8()
-        if planes is not None:
-            return Planes8(*planes)
-    return decode_image(data, max_pixels=max_pixels)
 
 
 def _reason(exc: BaseException) -> str:
@@ -249,7 +222,7 @@ def _is_wide(image: Image.Image) -> bool:
     return image.mode.startswith("I") or image.mode == "F"
 
 
-def _luminance_alpha8(image: Image.Image) -> Planes8:
+def _luminance_alpha8(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """Pillow's 8-bit luminance (L) and alpha (None when there is none) of an image that is
     not _is_wide: uint8 arrays."""
     mode = image.mode
@@ -263,7 +236,7 @@ def _luminance_alpha8(image: Image.Image) -> Planes8:
         image = image.convert("RGB")
     lum = np.asarray(image.convert("L"))
     alpha = np.asarray(image.getchannel("A")) if image.mode in ("LA", "RGBA") else None
-    return Planes8(lum, alpha)
+    return lum, alpha
 
 
 def _array_luminance_alpha(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -361,7 +334,7 @@ def prepare_image(
     if isinstance(image, str | Path):
         image = Path(image).read_bytes()
     if isinstance(image, bytes | bytearray | memoryview):
-        image = _decode(bytes(image), max_pixels)
+        image = decode_image(bytes(image), max_pixels=max_pixels)
 
     digit = _cropped_ink(image)
     if restore:
@@ -374,13 +347,11 @@ def prepare_image(
     return _centre_by_mass(digit)
 
 
-def _cropped_ink(image: Image.Image | np.ndarray | Planes8) -> np.ndarray:
+def _cropped_ink(image: Image.Image | np.ndarray) -> np.ndarray:
     """The ink map, stretched so that its strongest ink is 1, pixels under NOISE_FLOOR
     dropped, cropped to the ink. Raises NoInkError when no ink reaches MIN_CONTRAST."""
     if isinstance(image, Image.Image) and not _is_wide(image):
-        image = _luminance_alpha8(image)
-    if isinstance(image, Planes8):
-        lum8, alpha8 = image
+        lum8, alpha8 = _luminance_alpha8(image)
         if alpha8 is None or alpha8.min() == 255:  # opaque: nothing to composite
             return _cropped_ink8(lum8)
         ink = _ink_map(*_to_unit(lum8, alpha8))
