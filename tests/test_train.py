@@ -331,6 +331,8 @@ def test_init_refuses_another_architecture_in_one_line(
     assert list(tmp_path.iterdir()) == []  # refused before the run folder was made
     assert main([*argv[:2], "--init", str(tmp_path / "missing.npz")]) == 2
     assert "missing.npz" in capsys.readouterr().err
+    assert main(["--model", "both", "--init", str(linear_checkpoint)]) == 2
+    assert "choose --model linear or cnn" in capsys.readouterr().err
 
 
 def test_robust_augment_options_need_the_extras_and_valid_values(tmp_path, capsys):

@@ -241,6 +241,8 @@ def jobs_from_args(args: argparse.Namespace, folder_suffix: str = "") -> list[Jo
     if args.resume is not None:
         run_dir, checkpoint, cfg = resume_target(args.resume)
         return [(cfg, run_dir, checkpoint)]
+    if args.init is not None and args.model == "both":
+        raise ValueError("--init holds one model's weights: choose --model linear or cnn")
     models = ["linear", "cnn"] if args.model == "both" else [args.model]
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return [
