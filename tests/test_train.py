@@ -145,7 +145,7 @@ def test_cli_help_documents_every_option(capsys):
         "--limit",
         "--patience",
         "--no-init-weights",
-        "--init",
+        "--initial-checkpoint",
         "--augment-extra-p",
         "--lowres-sides",
         "--lowres-whole-pixels",
@@ -273,7 +273,7 @@ def test_onecycle_warms_up_over_pct_start_of_the_steps():
 
 
 # ---------------------------------------------------------------------------------------------
-# --init: fine-tuning from a checkpoint's weights
+# --initial-checkpoint: fine-tuning from a checkpoint's weights
 # ---------------------------------------------------------------------------------------------
 
 
@@ -298,7 +298,7 @@ def test_init_starts_from_the_checkpoint_and_records_it(
     # A rate so small that the weights stay the checkpoint's, to far within the tolerance.
     argv = ["--model", "linear", "--epochs", "1", "--limit", "500", "--lr", "1e-12"]
     argv += ["--scheduler", "none", "--no-progress", "--output-dir", str(tmp_path)]
-    assert main([*argv, "--init", str(linear_checkpoint)]) == 0
+    assert main([*argv, "--initial-checkpoint", str(linear_checkpoint)]) == 0
     assert f"starting from the weights of {linear_checkpoint}" in capsys.readouterr().out
     (run,) = tmp_path.iterdir()
     source, source_meta, _ = load_checkpoint(linear_checkpoint)
@@ -308,13 +308,16 @@ def test_init_starts_from_the_checkpoint_and_records_it(
 
     digest = hashlib.sha256(linear_checkpoint.read_bytes()).hexdigest()
     for saved in (json.loads((run / "config.json").read_text()), tuned_meta["config"]):
-        assert (saved["init"], saved["init_sha256"]) == (str(linear_checkpoint), digest)
-    # The same run without --init starts from a fresh initialisation: other weights.
+        assert (saved["initial_checkpoint"], saved["initial_checkpoint_sha256"]) == (
+            str(linear_checkpoint),
+            digest,
+        )
+    # The same run without --initial-checkpoint starts from a fresh initialisation: other weights.
     assert main([*argv, "--output-dir", str(tmp_path / "fresh")]) == 0
     (fresh_run,) = (tmp_path / "fresh").iterdir()
     fresh, fresh_meta, _ = load_checkpoint(fresh_run / "best.npz")
     assert not np.allclose(fresh["fc.weight"], source["fc.weight"], atol=1e-3)
-    assert fresh_meta["config"]["init"] is None
+    assert fresh_meta["config"]["initial_checkpoint"] is None
     assert tuned_meta["metrics"]["test_accuracy"] == pytest.approx(
         source_meta["metrics"]["test_accuracy"]
     )
@@ -323,15 +326,15 @@ def test_init_starts_from_the_checkpoint_and_records_it(
 def test_init_refuses_another_architecture_in_one_line(
     small_cli, tmp_path, capsys, linear_checkpoint
 ):
-    argv = ["--model", "cnn", "--init", str(linear_checkpoint), "--epochs", "1"]
+    argv = ["--model", "cnn", "--initial-checkpoint", str(linear_checkpoint), "--epochs", "1"]
     assert main([*argv, "--no-progress", "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "holds a linear model, not the cnn model" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []  # refused before the run folder was made
-    assert main([*argv[:2], "--init", str(tmp_path / "missing.npz")]) == 2
+    assert main([*argv[:2], "--initial-checkpoint", str(tmp_path / "missing.npz")]) == 2
     assert "missing.npz" in capsys.readouterr().err
-    assert main(["--model", "both", "--init", str(linear_checkpoint)]) == 2
+    assert main(["--model", "both", "--initial-checkpoint", str(linear_checkpoint)]) == 2
     assert "choose --model linear or cnn" in capsys.readouterr().err
 
 
@@ -370,10 +373,12 @@ def test_reference_train_fine_tunes_too(small_cli, tmp_path, linear_checkpoint):
 
     argv = ["--model", "linear", "--epochs", "1", "--limit", "500", "--lr", "1e-12"]
     argv += ["--scheduler", "none", "--no-progress", "--output-dir", str(tmp_path)]
-    assert reference_train.main([*argv, "--init", str(linear_checkpoint)]) == 0
+    assert reference_train.main([*argv, "--initial-checkpoint", str(linear_checkpoint)]) == 0
     (run,) = tmp_path.iterdir()
     source, _, _ = load_checkpoint(linear_checkpoint)
     tuned, meta, _ = load_checkpoint(run / "best.npz")
-    assert meta["framework"] == "torch" and meta["config"]["init"] == str(linear_checkpoint)
+    assert meta["framework"] == "torch" and meta["config"]["initial_checkpoint"] == str(
+        linear_checkpoint
+    )
     for key in source:
         np.testing.assert_allclose(tuned[key], source[key], atol=1e-6, err_msg=key)

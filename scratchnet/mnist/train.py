@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "pixels, as Pillow's BOX filter does, instead of by area [RobustAugment's 0]",
     )
     parser.add_argument(
-        "--init",
+        "--initial-checkpoint",
         default=None,
         metavar="CHECKPOINT",
         help="start from this checkpoint's weights (fine-tuning), with a fresh optimizer, "
@@ -204,7 +204,7 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
         augment_extra_p=args.augment_extra_p,
         lowres_sides=args.lowres_sides,
         lowres_whole_pixels=args.lowres_whole_pixels,
-        init=args.init,
+        initial_checkpoint=args.initial_checkpoint,
         **values,
     )
     cfg.validate()
@@ -241,8 +241,10 @@ def jobs_from_args(args: argparse.Namespace, folder_suffix: str = "") -> list[Jo
     if args.resume is not None:
         run_dir, checkpoint, cfg = resume_target(args.resume)
         return [(cfg, run_dir, checkpoint)]
-    if args.init is not None and args.model == "both":
-        raise ValueError("--init holds one model's weights: choose --model linear or cnn")
+    if args.initial_checkpoint is not None and args.model == "both":
+        raise ValueError(
+            "--initial-checkpoint holds one model's weights: choose --model linear or cnn"
+        )
     models = ["linear", "cnn"] if args.model == "both" else [args.model]
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return [

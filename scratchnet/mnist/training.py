@@ -162,8 +162,8 @@ class TrainConfig:
     # Fine-tuning: the checkpoint whose weights the run starts from (None: a fresh
     # initialisation), and that file's SHA-256, recorded when the run starts so that the
     # weights' origin stays traceable after the file is replaced.
-    init: str | None = None
-    init_sha256: str | None = None
+    initial_checkpoint: str | None = None
+    initial_checkpoint_sha256: str | None = None
     momentum: float = 0.9  # SGD's only: the Adam recipes have none
     seed: int = 0
     val_size: int = 6000
@@ -311,9 +311,9 @@ def make_augment(
 
 
 def initial_weights(cfg: TrainConfig) -> tuple[dict[str, np.ndarray], str]:
-    """The weights of cfg.init, read by the strict loader as a cfg.model, and the file's
-    SHA-256. A checkpoint of another architecture is a CheckpointError naming both."""
-    path = Path(cfg.init)
+    """The weights of cfg.initial_checkpoint, read by the strict loader as a cfg.model, and the
+    file's SHA-256. A checkpoint of another architecture is a CheckpointError naming both."""
+    path = Path(cfg.initial_checkpoint)
     model, _ = load_model(path, expected=cfg.model)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return {key: np.array(value.data) for key, value in model.state_dict().items()}, digest
@@ -669,14 +669,14 @@ def train(
 ) -> dict[str, Any]:
     """Train one model as cfg says, writing the run folder; return the test metrics.
 
-    With cfg.init, the model starts from that checkpoint's weights (fine-tuning) with a fresh
-    optimizer, schedule and epoch count; a resumed run restores its own weights instead.
+    With cfg.initial_checkpoint, the model starts from that checkpoint's weights (fine-tuning),
+    with a fresh optimizer, schedule and epoch count; a resumed run restores its own weights.
     """
     fw = framework
     start_weights = None
-    if cfg.init is not None and resume is None:
+    if cfg.initial_checkpoint is not None and resume is None:
         start_weights, digest = initial_weights(cfg)  # before anything is written
-        cfg = replace(cfg, init_sha256=digest)
+        cfg = replace(cfg, initial_checkpoint_sha256=digest)
     run_dir.mkdir(parents=True, exist_ok=True)
     for leftover in remove_temporary_files(run_dir):
         log(f"removed {leftover.name}, left by a save that a crash interrupted")
@@ -688,7 +688,7 @@ def train(
     model = fw.build_model(cfg)
     if start_weights is not None:
         fw.load_weights(model, start_weights)
-        log(f"{fw.label(cfg)}: starting from the weights of {cfg.init}")
+        log(f"{fw.label(cfg)}: starting from the weights of {cfg.initial_checkpoint}")
     loader = DataLoader(
         splits.train_images,
         splits.train_labels,
