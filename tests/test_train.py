@@ -10,18 +10,22 @@ import pytest
 
 from scratchnet import optim
 from scratchnet.checkpoint import load_checkpoint, read_metadata
+from scratchnet.mnist import inference
 from scratchnet.mnist import train as train_cli
-from scratchnet.mnist.data import MNIST
+from scratchnet.mnist.data import MNIST, DataLoader
+from scratchnet.mnist.models import LinearClassifier
 from scratchnet.mnist.train import build_parser, config_from_args, main, resume_target
 from scratchnet.mnist.training import (
     FAST_RECIPES,
     RECIPES,
+    SCRATCHNET,
     Interrupted,
     TrainConfig,
     make_augment,
     make_scheduler,
     recipe_values,
     train,
+    train_epoch,
 )
 from scratchnet.tensor import Tensor
 
@@ -149,6 +153,7 @@ def test_cli_help_documents_every_option(capsys):
         "--augment-extra-p",
         "--lowres-sides",
         "--lowres-whole-pixels",
+        "--label-smoothing",
     ]:
         assert option in text
 
@@ -173,6 +178,8 @@ def test_cli_runs_and_rejects_bad_options(mnist, tmp_path, capsys):
     assert "--epochs must be at least 1" in capsys.readouterr().err
     assert main(["--model", "cnn", "--pct-start", "1", "--output-dir", str(tmp_path)]) == 2
     assert "--pct-start must be in (0, 1)" in capsys.readouterr().err
+    assert main(["--model", "cnn", "--label-smoothing", "1", "--output-dir", str(tmp_path)]) == 2
+    assert "--label-smoothing must be in [0, 1)" in capsys.readouterr().err
     assert main(["--resume", str(tmp_path / "nowhere")]) == 2
 
 
@@ -205,6 +212,23 @@ def test_recipe_picks_its_values_and_options_override_them(model):
     assert overridden.recipe == "fast"
     assert parsed_config("--no-init-weights", model=model).init_weights is False
     assert parsed_config("--recipe", "fast", "--init-weights", model=model).init_weights is True
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.3])
+def test_train_epoch_smooths_the_labels_as_told(eps):
+    """The epoch's loss is cross_entropy with label_smoothing=eps: with a learning rate of 0
+    the weights stay put, and the loss is the smoothed one of the logits they give,
+    (1 - eps) * -log p(label) + eps / 10 * sum over the classes of -log p(class)."""
+    images = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    labels = np.arange(20) % 10
+    model = LinearClassifier()
+    loader = DataLoader(images, labels, batch_size=20, shuffle=False)
+    optimizer = optim.SGD(model.parameters(), lr=0.0)
+    stats = train_epoch(SCRATCHNET, model, loader, optimizer, None, loader, label_smoothing=eps)
+    x, _ = next(iter(loader))
+    logp = np.log(inference.softmax(model(Tensor(x)).data))
+    expected = -(1 - eps) * logp[np.arange(20), labels] - eps / 10 * logp.sum(1)
+    np.testing.assert_allclose(stats["train_loss"], expected.mean(), rtol=1e-5)
 
 
 def test_an_unknown_recipe_is_one_clear_error(capsys):
