@@ -25,7 +25,6 @@ def test_default_recipe_reaches_the_target(mnist, tmp_path, model):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 16, open: 3 epochs reached 99.20%, the median seed (2026-12-01)")
 def test_fast_recipe_reaches_the_target_for_the_median_seed(mnist, tmp_path):
     accuracies = []
     for seed in (0, 1, 2):
