@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import logging
 import os
 import threading
@@ -112,7 +111,7 @@ class ModelRegistry:
         if warmup:
             # The preparation's Numba loops (scratchnet.mnist.prepkernels) load from Numba's
             # cache, or compile, at their first call: here, not in the first request.
-            self._prepare(_warmup_png())
+            self._prepare(_warmup_image())
         self.loaded_once = True
 
     def _load(self, status: ModelStatus, warmup: bool) -> None:
@@ -345,13 +344,12 @@ class ModelRegistry:
         }
 
 
-def _warmup_png() -> bytes:
-    """A small PNG of a bar: the uploads' path through decode and preparation."""
+def _warmup_image() -> Image.Image:
+    """A small picture of a bar, dark on light: the uploads' path through the preparation
+    (encoding it as a PNG to decode it again would warm nothing of ours)."""
     image = Image.new("L", (28, 28), 255)
     image.paste(0, (12, 4, 16, 24))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return image
 
 
 def _section(metadata: dict[str, Any], key: str) -> dict[str, Any]:
