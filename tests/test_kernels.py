@@ -105,6 +105,11 @@ def test_max_pool_kernels_match_numpy(dtype, shape, kernel, stride, padding):
     assert y.dtype == dtype and argmax.dtype == np.int32
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(argmax, argmax_ref)
+    # Without the indices (a pass that needs no gradient), both give y alone, the same y.
+    for forward in (pool.max_pool2d_forward, pool.max_pool2d_forward_reference):
+        y_only, no_argmax = forward(x, *args, return_indices=False)
+        assert no_argmax is None
+        np.testing.assert_array_equal(y_only, y_ref)
 
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx = pool.max_pool2d_backward(dy, argmax, x.shape)
@@ -141,6 +146,8 @@ def test_max_pool_propagates_nan():
     x[0, 0, 1, 0] = np.nan
     y, argmax = pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0)
     assert np.isnan(y[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 2
+    y, _ = pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, return_indices=False)
+    assert np.isnan(y[0, 0, 0, 0])
 
 
 def test_max_pool_2x2_planes_with_and_without_nan():

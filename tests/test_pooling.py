@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 import scratchnet.nn.functional as F
-from scratchnet import Tensor, nn
+from scratchnet import Tensor, nn, no_grad
+from scratchnet.nn.pooling import MaxPool2dFunction
+from scratchnet.tensor import Context
 from tests.gradcheck import ErrorLog, gradcheck, vjp_check
 from tests.reference_ops import naive_max_pool
 
@@ -109,6 +111,19 @@ def test_max_pool_dtype_is_preserved(dtype):
     assert y.dtype == dtype and y.shape == (2, 3, 3, 3)
     y.backward(np.ones(y.shape, dtype=dtype))
     assert x.grad.dtype == dtype
+
+
+def test_max_pool_keeps_its_indices_only_for_a_gradient():
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    contexts = {}
+    for needs in (True, False):
+        ctx = contexts[needs] = Context(MaxPool2dFunction, ())
+        ctx.needs_input_grad = (needs,)
+        y = MaxPool2dFunction.forward(ctx, x, (2, 2), (2, 2), (0, 0))
+        np.testing.assert_array_equal(y, x.reshape(2, 3, 3, 2, 3, 2).max((3, 5)))
+    assert contexts[True].argmax.shape == (2, 3, 3, 3) and contexts[False].argmax is None
+    with no_grad():
+        np.testing.assert_array_equal(nn.MaxPool2d(2)(Tensor(x)).data, y)
 
 
 def test_max_pool_module_defaults_and_repr():

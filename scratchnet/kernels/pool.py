@@ -13,7 +13,11 @@ NaN is always taken (the last NaN of the window), as PyTorch does, so NaNs propa
 Backward: dx[n, c, argmax[n, c, oh, ow]] += dy[n, c, oh, ow]. Overlapping windows (stride
 smaller than the kernel) can pick the same input, which then receives the sum.
 
-argmax is int32, an index into the (H, W) plane: half the memory traffic of int64.
+argmax is int32, an index into the (H, W) plane: half the memory traffic of int64. Only
+backward reads it, so a forward pass that needs no gradient (inference) passes argmax=None
+and writes y alone: Numba compiles that call separately, with the stores to argmax pruned
+away. Measured at batch 1000, one thread, CPU time: the CNN's two pools 30.1 + 21.2 ms with
+argmax, 20.9 + 14.5 ms without (a copy of the 2x2 loop without the stores).
 
 Each kernel has a vectorised NumPy twin of the same signature (`*_reference`), the oracle in
 tests/test_kernels.py. Run with NUMBA_DISABLE_JIT=1 to step through the loops.
@@ -32,7 +36,8 @@ from scratchnet.runtime.threads import parallel_for
 
 @njit(nogil=True, cache=True)
 def max_pool2d_forward_into(padded, KH, KW, sh, sw, ph, pw, y, argmax):
-    """Fill y and argmax (N, C, OH, OW) with each window's maximum and where it is.
+    """Fill y and argmax (N, C, OH, OW) with each window's maximum and where it is (argmax
+    None: y alone).
 
     `padded` is x with ph rows and pw columns of -inf on each side (x itself when there is no
     padding), so every window lies inside it and is read through one table of offsets: its
@@ -52,13 +57,22 @@ def max_pool2d_forward_into(padded, KH, KW, sh, sw, ph, pw, y, argmax):
     for task in range(N * C):
         n = task // C
         c = task % C
+        # argmax[n, c] cannot be taken of None: each call names its own third argument, so
+        # that the `is None` tests inside are decided when the call is compiled.
         if common and not _has_nan(padded[n, c]):
             # MaxPool2d(2, 2), the usual case, with its four reads written out. A plane with
             # a NaN takes the general scan below, which knows the NaN rule.
-            _max_pool_plane_2x2(padded[n, c], y[n, c], argmax[n, c])
+            if argmax is None:
+                _max_pool_plane_2x2(padded[n, c], y[n, c], None)
+            else:
+                _max_pool_plane_2x2(padded[n, c], y[n, c], argmax[n, c])
             continue
         plane = padded[n, c].reshape(Hp * Wp)
-        _max_pool_plane(plane, Wp, W, offsets, x_offsets, KW, sh, sw, ph, pw, y[n, c], argmax[n, c])
+        window = (Wp, W, offsets, x_offsets, KW, sh, sw, ph, pw)
+        if argmax is None:
+            _max_pool_plane(plane, *window, y[n, c], None)
+        else:
+            _max_pool_plane(plane, *window, y[n, c], argmax[n, c])
 
 
 @njit(cache=True)
@@ -101,7 +115,8 @@ def _max_pool_plane_2x2(x, y, argmax):
             if bottom[j + 1] > best:
                 best, best_at = bottom[j + 1], at + W + 1
             y[oh, ow] = best
-            argmax[oh, ow] = best_at
+            if argmax is not None:
+                argmax[oh, ow] = best_at
 
 
 @njit(cache=True)
@@ -127,15 +142,24 @@ def _max_pool_plane(plane, Wp, W, offsets, x_offsets, KW, sh, sw, ph, pw, y, arg
                 # PyTorch does (rare, so the scan above need not care where padding is).
                 best_k = max(ph - oh * sh, 0) * KW + max(pw - ow * sw, 0)
             y[oh, ow] = best
-            argmax[oh, ow] = (oh * sh - ph) * W + (ow * sw - pw) + x_offsets[best_k]
+            if argmax is not None:
+                argmax[oh, ow] = (oh * sh - ph) * W + (ow * sw - pw) + x_offsets[best_k]
 
 
 def max_pool2d_forward(
-    x: np.ndarray, KH: int, KW: int, sh: int, sw: int, ph: int, pw: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """y = the maximum of each window, argmax = ih * W + iw of its first maximum."""
+    x: np.ndarray,
+    KH: int,
+    KW: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    return_indices: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """y = the maximum of each window, argmax = ih * W + iw of its first maximum (None
+    unless return_indices)."""
     if reference_mode():
-        return max_pool2d_forward_reference(x, KH, KW, sh, sw, ph, pw)
+        return max_pool2d_forward_reference(x, KH, KW, sh, sw, ph, pw, return_indices)
     N, C, H, W = x.shape
     OH = output_size(H, KH, sh, ph)
     OW = output_size(W, KW, sw, pw)
@@ -144,18 +168,26 @@ def max_pool2d_forward(
     else:
         padded = np.ascontiguousarray(x)
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
-    argmax = np.empty((N, C, OH, OW), dtype=np.int32)
+    argmax = np.empty((N, C, OH, OW), dtype=np.int32) if return_indices else None
 
     def chunk(lo: int, hi: int) -> None:
-        max_pool2d_forward_into(padded[lo:hi], KH, KW, sh, sw, ph, pw, y[lo:hi], argmax[lo:hi])
+        part = None if argmax is None else argmax[lo:hi]
+        max_pool2d_forward_into(padded[lo:hi], KH, KW, sh, sw, ph, pw, y[lo:hi], part)
 
     parallel_for(chunk, N, padded.size)
     return y, argmax
 
 
 def max_pool2d_forward_reference(
-    x: np.ndarray, KH: int, KW: int, sh: int, sw: int, ph: int, pw: int
-) -> tuple[np.ndarray, np.ndarray]:
+    x: np.ndarray,
+    KH: int,
+    KW: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    return_indices: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """NumPy twin of max_pool2d_forward: argmax over a strided view of every window.
 
     np.argmax returns the first maximum, the same rule as the kernel (NaNs aside).
@@ -170,7 +202,8 @@ def max_pool2d_forward_reference(
     y = np.take_along_axis(windows, k[..., None], axis=-1)[..., 0]
     ih = np.arange(OH)[:, None] * sh - ph + k // KW
     iw = np.arange(OW)[None, :] * sw - pw + k % KW
-    return np.ascontiguousarray(y), (ih * W + iw).astype(np.int32)
+    argmax = (ih * W + iw).astype(np.int32) if return_indices else None
+    return np.ascontiguousarray(y), argmax
 
 
 @njit(nogil=True, cache=True)

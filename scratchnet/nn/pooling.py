@@ -42,7 +42,10 @@ class MaxPool2dFunction(Function):
         stride: tuple[int, int] = (2, 2),
         padding: tuple[int, int] = (0, 0),
     ) -> np.ndarray:
-        y, argmax = max_pool2d_forward(x, *kernel_size, *stride, *padding)
+        # The indices are backward's alone: a pass that needs no gradient skips them.
+        y, argmax = max_pool2d_forward(
+            x, *kernel_size, *stride, *padding, return_indices=ctx.needs_input_grad[0]
+        )
         ctx.argmax, ctx.x_shape = argmax, x.shape
         return y
 
