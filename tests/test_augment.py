@@ -405,6 +405,25 @@ def test_robust_augment_takes_low_resolution_by_whole_pixels_when_asked(mnist) -
     np.testing.assert_array_equal(default, zero)
 
 
+def test_robust_augment_leaves_the_warp_out_of_low_resolution_when_asked(mnist) -> None:
+    images = mnist.train_images[:64]
+    half_lowres = dict(p=(0.0, 0.0, 0.0, 0.5), min_side=8, max_side=8, prepare=False)
+    warped = RobustAugment(**half_lowres, affine=RandomAffine())(images, np.random.default_rng(3))
+    unwarped = RobustAugment(**half_lowres, affine=RandomAffine(), warp_lowres=False)(
+        images, np.random.default_rng(3)
+    )
+    chosen = np.random.default_rng(3).random((4, 64))[3] < 0.5
+    assert 0 < chosen.sum() < 64
+
+    # The chosen images are the unwarped digits at 8x8 and back ...
+    expected = separable(images[chosen], low_resolution_matrices(28, np.full(chosen.sum(), 8)))
+    np.testing.assert_array_equal(unwarped[chosen], np.clip(np.floor(expected + 0.5), 0, 255))
+    assert not np.array_equal(unwarped[chosen], warped[chosen])
+    # ... and the others took the same warp as with warp_lowres: the random stream is the same.
+    np.testing.assert_array_equal(unwarped[~chosen], warped[~chosen])
+    assert not np.array_equal(unwarped[~chosen], images[~chosen])
+
+
 # --------------------------------------------------------------------------------------------
 # The robust recipe
 # --------------------------------------------------------------------------------------------

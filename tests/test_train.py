@@ -153,6 +153,7 @@ def test_cli_help_documents_every_option(capsys):
         "--augment-extra-p",
         "--lowres-sides",
         "--lowres-whole-pixels",
+        "--no-lowres-warp",
         "--label-smoothing",
     ]:
         assert option in text
@@ -368,6 +369,8 @@ def test_robust_augment_options_need_the_extras_and_valid_values(tmp_path, capsy
         ("--augment-extra", "--augment-extra-p", "0.2", "0.5"): "1 or 4 probabilities",
         ("--augment-extra", "--lowres-sides", "10", "7"): "2 <= MIN <= MAX <= 27",
         ("--augment-extra", "--lowres-whole-pixels", "1.5"): "must be in [0, 1]",
+        ("--no-lowres-warp",): "need --augment-extra",
+        ("--augment-extra", "--no-augment", "--no-lowres-warp"): "needs --augment",
     }
     for options, message in cases.items():
         assert main(["--model", "cnn", *options, "--output-dir", str(tmp_path)]) == 2
@@ -387,7 +390,8 @@ def test_robust_augment_options_need_the_extras_and_valid_values(tmp_path, capsy
     )
     augment = make_augment(cfg)
     assert (augment.p, augment.min_side, augment.max_side) == ((0.25, 0.4, 0.25, 0.6), 7, 10)
-    assert augment.whole_pixels == 0.5
+    assert augment.whole_pixels == 0.5 and augment.warp_lowres
+    assert not make_augment(parsed_config("--augment-extra", "--no-lowres-warp")).warp_lowres
     assert make_augment(parsed_config("--augment-extra", "--augment-extra-p", "0.3")).p == 0.3
 
 

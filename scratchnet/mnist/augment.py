@@ -697,7 +697,10 @@ class RobustAugment:
 
     Strokes and low resolution, the hardest for the CNN, come more often than the others.
 
-    in that order (strokes change on the sharp digit, then it is softened). With `prepare`,
+    in that order (strokes change on the sharp digit, then it is softened). With
+    `warp_lowres` False, the images chosen for low resolution skip `affine` (the others take
+    it as before): a warp's rotation and rescale on top of a trip to 7 or 8 px makes digits
+    harder than a low-resolution picture of a digit is. With `prepare`,
     the images that took any step are then placed as the preparation places a user's picture
     (`prepare_geometry`): the model trains on what it reads at test time. Callable as
     `augment(images, rng)` like RandomAffine; uint8 in, uint8 out (rounded half up).
@@ -715,6 +718,7 @@ class RobustAugment:
         whole_pixels: float = 0.0,
         prepare: bool = True,
         affine: RandomAffine | None = None,
+        warp_lowres: bool = True,
     ) -> None:
         self.p = p
         self.max_alpha = max_alpha
@@ -726,6 +730,7 @@ class RobustAugment:
         self.whole_pixels = whole_pixels
         self.prepare = prepare
         self.affine = affine
+        self.warp_lowres = warp_lowres
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         shape = images.shape
@@ -744,7 +749,12 @@ class RobustAugment:
         whole = rng.random(n) < self.whole_pixels if self.whole_pixels > 0 else False
 
         if self.affine is not None:
-            images = self.affine(images, rng)
+            # Every image draws its warp either way, so that the random stream, and with it
+            # every other image, is the same as with warp_lowres.
+            warped = self.affine(images, rng)
+            if not self.warp_lowres:
+                warped[chosen[3]] = images[chosen[3]]
+            images = warped
         x = images.astype(np.float64)
         if chosen[0].any():
             i = chosen[0]
@@ -773,5 +783,6 @@ class RobustAugment:
             f"RobustAugment(p={self.p}, max_alpha={self.max_alpha}, "
             f"max_erode={self.max_erode}, max_dilate={self.max_dilate}, "
             f"max_sigma={self.max_sigma}, min_side={self.min_side}, max_side={self.max_side}, "
-            f"whole_pixels={self.whole_pixels}, prepare={self.prepare}, affine={self.affine!r})"
+            f"whole_pixels={self.whole_pixels}, prepare={self.prepare}, affine={self.affine!r}, "
+            f"warp_lowres={self.warp_lowres})"
         )

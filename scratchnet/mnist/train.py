@@ -151,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         "pixels, as Pillow's BOX filter does, instead of by area [RobustAugment's 0]",
     )
     parser.add_argument(
+        "--lowres-warp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --augment-extra and --augment: whether the images chosen for low resolution "
+        "take the affine warp too (--no-lowres-warp: only the others do) [RobustAugment's yes]",
+    )
+    parser.add_argument(
         "--initial-checkpoint",
         default=None,
         metavar="CHECKPOINT",
@@ -210,6 +217,7 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
         augment_extra_p=args.augment_extra_p,
         lowres_sides=args.lowres_sides,
         lowres_whole_pixels=args.lowres_whole_pixels,
+        lowres_warp=args.lowres_warp,
         initial_checkpoint=args.initial_checkpoint,
         **values,
     )

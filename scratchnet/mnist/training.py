@@ -158,11 +158,12 @@ class TrainConfig:
     # eps / 10 on every class; configs written before it existed read as 0.
     label_smoothing: float = 0.0
     # RobustAugment's p (one value, or four: elastic, stroke, blur, lowres), its range of
-    # low-resolution sides (min, max) and the fraction of those taken down by whole pixels;
-    # None keeps RobustAugment's defaults.
+    # low-resolution sides (min, max), the fraction of those taken down by whole pixels and
+    # whether they take the affine warp too (warp_lowres); None keeps RobustAugment's defaults.
     augment_extra_p: list[float] | None = None
     lowres_sides: list[int] | None = None
     lowres_whole_pixels: float | None = None
+    lowres_warp: bool | None = None
     # The named recipe the values started from (NAMED_RECIPES); configs written before
     # --recipe existed read as "default".
     recipe: str = "default"
@@ -207,11 +208,19 @@ class TrainConfig:
 
     def _augment_extra_problems(self) -> list[str]:
         problems = []
-        options = (self.augment_extra_p, self.lowres_sides, self.lowres_whole_pixels)
+        options = (
+            self.augment_extra_p,
+            self.lowres_sides,
+            self.lowres_whole_pixels,
+            self.lowres_warp,
+        )
         if any(value is not None for value in options) and not self.augment_extra:
             problems.append(
-                "--augment-extra-p, --lowres-sides and --lowres-whole-pixels need --augment-extra"
+                "--augment-extra-p, --lowres-sides, --lowres-whole-pixels and --[no-]lowres-warp "
+                "need --augment-extra"
             )
+        if self.lowres_warp is False and not self.augment:
+            problems.append("--no-lowres-warp needs --augment (the affine warp it leaves out)")
         p = self.augment_extra_p
         if p is not None and (len(p) not in (1, 4) or not all(0 <= v <= 1 for v in p)):
             problems.append("--augment-extra-p takes 1 or 4 probabilities in [0, 1]")
@@ -316,6 +325,8 @@ def make_augment(
         options["min_side"], options["max_side"] = cfg.lowres_sides
     if cfg.lowres_whole_pixels is not None:
         options["whole_pixels"] = cfg.lowres_whole_pixels
+    if cfg.lowres_warp is not None:
+        options["warp_lowres"] = cfg.lowres_warp
     return RobustAugment(affine=affine, **options)
 
 
