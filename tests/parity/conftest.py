@@ -170,6 +170,27 @@ class ErrorTable:
         return "\n".join([*lines, "", *self.notes])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def torch_on_one_thread() -> Iterator[None]:
+    """Run torch on one thread while the parity tests run: they step it beside scratchnet in
+    one process, and the comparisons do not depend on its thread count.
+
+    On two threads each torch operation ends at an OpenMP barrier, which waits for a time
+    slice whenever another process holds the other core. Measured under load 3.5 (a training
+    run beside the tests), one CNN step at batch 32 took 650-700 ms on two threads, 75-80 ms
+    on one; test_cnn_recipe_epoch_accuracy_within_half_a_point, 625 such steps, took 90 s.
+    """
+    try:
+        import torch
+    except ImportError:  # the tests that need torch skip themselves
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def parity_errors() -> Iterator[ErrorTable]:
     table = ErrorTable()
