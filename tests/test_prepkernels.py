@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from scratchnet.mnist import imageprep, prepkernels
+from scratchnet.runtime.mode import reference_mode_enabled
 
 
 def shapes():
@@ -57,12 +58,17 @@ def test_mask_transitions_by_hand():
     assert prepkernels.mask_transitions(block) == (6, 4, 6, 8, 8)
 
 
+def not_in_reading_mode(*args):
+    raise AssertionError("reading mode ran a Numba loop instead of its NumPy twin")
+
+
 def test_stroke_width_is_the_same_in_reading_mode(monkeypatch):
     mask = np.zeros((40, 40), bool)
     mask[10:30, 18:22] = True  # a bar 4 px wide
     fast = imageprep.stroke_width(mask)
-    monkeypatch.setattr(imageprep, "reference_mode", lambda: True)
-    assert imageprep.stroke_width(mask) == fast
+    with reference_mode_enabled():
+        monkeypatch.setattr(prepkernels, "_mask_transitions_kernel", not_in_reading_mode)
+        assert imageprep.stroke_width(mask) == fast
     assert fast == pytest.approx(4, rel=0.2)
 
 
@@ -95,6 +101,8 @@ def test_the_8bit_crop_is_the_same_in_reading_mode(monkeypatch):
     levels[10:40, 20:26] = 30
     levels[12, 45] = 90
     fast = imageprep._cropped_ink8(levels)
-    monkeypatch.setattr(imageprep, "reference_mode", lambda: True)
-    np.testing.assert_array_equal(imageprep._cropped_ink8(levels), fast)
+    with reference_mode_enabled():
+        for loop in ("_middle_levels_kernel", "_level_box_kernel", "_lookup_kernel"):
+            monkeypatch.setattr(prepkernels, loop, not_in_reading_mode)
+        np.testing.assert_array_equal(imageprep._cropped_ink8(levels), fast)
     assert fast.shape == (30, 26)  # rows 10..39, columns 20..45

@@ -53,13 +53,11 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from scratchnet.mnist import prepkernels
-from scratchnet.runtime.mode import reference_mode
 
 IMAGE_SIZE = 28  # the MNIST field
 DIGIT_BOX = 20  # the longer side of the digit inside it
@@ -383,33 +381,18 @@ def _cropped_ink8(lum8: np.ndarray) -> np.ndarray:
     peak = float(max(table[lum8.min()], table[lum8.max()]))
     table = _stretched(table, peak)
     kept = np.flatnonzero(table)
-    kernels = _prepkernels()
-    top, bottom, left, right = kernels.level_box(lum8, int(kept[0]), int(kept[-1]))
-    return kernels.lookup(table, lum8[top:bottom, left:right])
+    top, bottom, left, right = prepkernels.level_box(lum8, int(kept[0]), int(kept[-1]))
+    return prepkernels.lookup(table, lum8[top:bottom, left:right])
 
 
 def _median_level(levels8: np.ndarray) -> float:
     """np.median(levels8 / np.float32(255.0)), the same float32 rounding, from the one or
     two middle levels (np.median averages those two in float32)."""
-    lower, upper = _prepkernels().middle_levels(levels8)
+    lower, upper = prepkernels.middle_levels(levels8)
     return float(
         (np.float32(lower) / np.float32(255.0) + np.float32(upper) / np.float32(255.0))
         / np.float32(2.0)
     )
-
-
-class _Twins:
-    """The NumPy twins of scratchnet.mnist.prepkernels under the loops' names."""
-
-    middle_levels = staticmethod(prepkernels.middle_levels_reference)
-    level_box = staticmethod(prepkernels.level_box_reference)
-    lookup = staticmethod(prepkernels.lookup_reference)
-    mask_transitions = staticmethod(prepkernels.mask_transitions_reference)
-
-
-def _prepkernels() -> Any:
-    """The preparation's loops, or their NumPy twins in reading mode (runtime/mode.py)."""
-    return _Twins if reference_mode() else prepkernels
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
@@ -444,7 +427,7 @@ def stroke_width(mask: np.ndarray) -> float:
 
     which is within about 5% of the true length whatever the stroke's direction.
     """
-    area, n0, n90, n45, n135 = _prepkernels().mask_transitions(np.asarray(mask, dtype=bool))
+    area, n0, n90, n45, n135 = prepkernels.mask_transitions(np.asarray(mask, dtype=bool))
     if area == 0:
         return 0.0
     perimeter = np.pi / 8 * (n0 + n90 + (n45 + n135) / np.sqrt(2))

@@ -10,7 +10,8 @@ NumPy computes each with a pass over the picture per comparison, mask and reduct
 loops here make one or two. Measured (min of 500 calls, load 5.6): the box of the load
 test's 280x280 canvas 0.053 ms in NumPy, 0.016 here; the transitions of its 182x129 crop
 0.090 ms in NumPy, 0.019 here. Their results are integers, the same whichever computes them.
-The wrappers in imageprep call the twins in reading mode (scratchnet.set_reference_mode).
+Each name is a wrapper that calls the loop (`_<name>_kernel`), or its twin (`<name>_reference`)
+in reading mode (scratchnet.set_reference_mode), as scratchnet's kernels do.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from scratchnet.runtime.mode import reference_mode
+
 
 @njit(nogil=True, cache=True)
-def middle_levels(levels):
+def _middle_levels_kernel(levels):
     """(lower, upper) middle of the 1-D uint8 array levels, sorted: the values at ranks
     (n - 1) // 2 and n // 2 (the same one when n is odd), from a histogram of the 256
     levels instead of a sort."""
@@ -41,13 +44,20 @@ def middle_levels(levels):
 
 
 def middle_levels_reference(levels):
-    """NumPy twin of middle_levels."""
+    """NumPy twin of _middle_levels_kernel."""
     ordered = np.sort(levels)
     return int(ordered[(levels.size - 1) // 2]), int(ordered[levels.size // 2])
 
 
+def middle_levels(levels: np.ndarray) -> tuple[int, int]:
+    """_middle_levels_kernel, or its NumPy twin in reading mode."""
+    if reference_mode():
+        return middle_levels_reference(levels)
+    return _middle_levels_kernel(levels)
+
+
 @njit(nogil=True, cache=True)
-def level_box(levels, low, high):
+def _level_box_kernel(levels, low, high):
     """(top, bottom, left, right), bottom and right exclusive, of the pixels of the 2-D
     uint8 array levels with low <= level <= high; (0, 0, 0, 0) when there are none.
 
@@ -79,7 +89,7 @@ def level_box(levels, low, high):
 
 
 def level_box_reference(levels, low, high):
-    """NumPy twin of level_box."""
+    """NumPy twin of _level_box_kernel."""
     inside = (levels >= low) & (levels <= high)
     rows = np.flatnonzero(inside.any(axis=1))
     cols = np.flatnonzero(inside.any(axis=0))
@@ -88,8 +98,15 @@ def level_box_reference(levels, low, high):
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
+def level_box(levels: np.ndarray, low: int, high: int) -> tuple[int, int, int, int]:
+    """_level_box_kernel, or its NumPy twin in reading mode."""
+    if reference_mode():
+        return level_box_reference(levels, low, high)
+    return _level_box_kernel(levels, low, high)
+
+
 @njit(nogil=True, cache=True)
-def lookup(table, levels):
+def _lookup_kernel(table, levels):
     """table[levels]: the float32 value of each pixel of the 2-D uint8 array levels."""
     height, width = levels.shape
     out = np.empty((height, width), dtype=np.float32)
@@ -100,12 +117,19 @@ def lookup(table, levels):
 
 
 def lookup_reference(table, levels):
-    """NumPy twin of lookup."""
+    """NumPy twin of _lookup_kernel."""
     return table[levels]
 
 
+def lookup(table: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """_lookup_kernel, or its NumPy twin in reading mode."""
+    if reference_mode():
+        return lookup_reference(table, levels)
+    return _lookup_kernel(table, levels)
+
+
 @njit(nogil=True, cache=True)
-def mask_transitions(mask):
+def _mask_transitions_kernel(mask):
     """(area, n0, n90, n45, n135) of a 2-D boolean mask with paper all around it: its
     count of True pixels, and of the neighbouring pairs that differ along rows (n0),
     columns (n90), the down-right diagonal (n45) and the down-left one (n135).
@@ -131,10 +155,18 @@ def mask_transitions(mask):
 
 
 def mask_transitions_reference(mask):
-    """NumPy twin of mask_transitions: the mask padded with paper, each neighbour a shift."""
+    """NumPy twin of _mask_transitions_kernel: the mask padded with paper, each neighbour a
+    shift."""
     m = np.pad(mask, 1)
     n0 = np.count_nonzero(m[:, 1:] != m[:, :-1])
     n90 = np.count_nonzero(m[1:, :] != m[:-1, :])
     n45 = np.count_nonzero(m[1:, 1:] != m[:-1, :-1])
     n135 = np.count_nonzero(m[1:, :-1] != m[:-1, 1:])
     return int(np.count_nonzero(mask)), int(n0), int(n90), int(n45), int(n135)
+
+
+def mask_transitions(mask: np.ndarray) -> tuple[int, int, int, int, int]:
+    """_mask_transitions_kernel, or its NumPy twin in reading mode."""
+    if reference_mode():
+        return mask_transitions_reference(mask)
+    return _mask_transitions_kernel(mask)
