@@ -176,9 +176,9 @@ def torch_on_one_thread() -> Iterator[None]:
     one process, and the comparisons do not depend on its thread count.
 
     On two threads each torch operation ends at an OpenMP barrier, which waits for a time
-    slice whenever another process holds the other core. Measured under load 3.5 (a training
-    run beside the tests), one CNN step at batch 32 took 650-700 ms on two threads, 75-80 ms
-    on one; test_cnn_recipe_epoch_accuracy_within_half_a_point, 625 such steps, took 90 s.
+    slice whenever another process holds the other core. Measured within a minute, with one
+    other busy process (load 2.5), one CNN step at batch 32 took 660-710 ms on two threads and
+    40-65 ms on one (README, Performance).
     """
     try:
         import torch
