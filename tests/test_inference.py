@@ -92,3 +92,24 @@ def test_for_inference_copies_a_model_without_batchnorm():
     assert served is not model and not served.training
     x = inference.normalize(np.random.default_rng(6).random((4, 28, 28), dtype=np.float32))
     np.testing.assert_array_equal(inference.logits(served, x), inference.logits(model, x))
+
+
+def test_folded_is_the_traced_copys_module_without_the_trace():
+    from scratchnet import nn
+    from scratchnet.jit import TracedModule
+    from scratchnet.mnist.models import PRETRAINED_DIR, load_model
+    from scratchnet.mnist.training import SCRATCHNET
+
+    model, _ = load_model(PRETRAINED_DIR / "cnn.npz")
+    model.train()
+    copy = inference.folded(model)
+    assert model.training and not copy.training
+    assert not isinstance(copy, TracedModule)
+    assert all(isinstance(getattr(copy, f"bn{i}"), nn.Identity) for i in (1, 2, 3))
+
+    rng = np.random.default_rng(7)
+    x = inference.normalize(rng.random((8, 28, 28), dtype=np.float32) ** 4)
+    np.testing.assert_array_equal(
+        inference.logits(copy, x), inference.logits(inference.for_inference(model), x)
+    )
+    assert SCRATCHNET.evaluator is inference.folded  # what the training loop evaluates

@@ -258,7 +258,8 @@ class Framework:
     numpy        the framework's tensor -> a NumPy array (no graph)
     rng_state    the state of the framework's own generator (dropout masks), as JSON
     optimizer_state_to_numpy / _from_numpy: the optimizer's state_dict as arrays and JSON
-    evaluator    the model as inference.logits and report.evaluate call it
+    evaluator    the model as inference.logits and report.evaluate call it (scratchnet's:
+                 a copy with its BatchNorms folded into the convolutions, inference.folded)
     """
 
     name: str
@@ -306,6 +307,7 @@ SCRATCHNET = Framework(
     numpy=lambda t: t.data if isinstance(t, Tensor) else np.asarray(t),
     get_rng_state=lambda: init.get_rng().bit_generator.state,
     set_rng_state=_set_scratchnet_rng_state,
+    evaluator=inference.folded,
 )
 
 
