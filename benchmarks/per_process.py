@@ -20,7 +20,9 @@ table gives each framework's median over its processes and the ratio scratchnet 
 of every pair. The cases are the CNN's training step (forward, cross-entropy, zero_grad,
 backward, AdamW) at batch 64 and 128 on real MNIST digits, inference on 1,000 digits, and on
 one digit. Inputs come from MNIST's training set through a .npy file, so that the torch
-processes never import scratchnet (whose import-time settings would change torch's).
+processes never import scratchnet (whose import-time settings would change torch's). The
+machine's speed is probed before and after (machine_speed.py: one core's float32 matrix
+product), since this VM is faster at some hours than at others.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine_speed  # benchmarks/ is not a package: this folder is put on the path above
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("scratchnet", "torch", "torch-compile", "scratchnet-fused")
@@ -256,11 +262,16 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(folder)
         prepare_data(data)
         all_results = {}
+        speeds = {"before": machine_speed.probe()}
+        print(machine_speed.describe(speeds["before"]) + ", before", flush=True)
         for threads in args.threads:
             print(f"-- {threads} thread(s), {args.pairs} alternating rounds per case", flush=True)
             all_results[threads] = measure(threads, args.cases, args.pairs, args.frameworks, data)
+        speeds["after"] = machine_speed.probe()
     print(markdown(all_results))
-    args.json.write_text(json.dumps(all_results, indent=2))
+    print("\n" + machine_speed.describe(speeds["before"]) + ", before")
+    print(machine_speed.describe(speeds["after"]) + ", after")
+    args.json.write_text(json.dumps({**all_results, "machine_speed": speeds}, indent=2))
     return 0
 
 

@@ -14,7 +14,9 @@ validation and checkpoints, the test evaluation and the plots. The runs alternat
 and torch for seed 0, then for seed 1, ..., so that a change in the machine's load hits both.
 The table gives each run's wall time, epochs and test accuracy (from its metrics.json), each
 framework's medians, and the ratio torch / scratchnet of the median wall times. Issue 16's
-target: scratchnet at 99.4% or more in 120 s or less, torch at least 1.5x as long.
+target: scratchnet at 99.4% or more in 120 s or less, torch at least 1.5x as long. Before each
+run the machine's speed is probed (machine_speed.py: one core's float32 matrix product, in
+GFLOP/s, the `sgemm` column), since this VM is faster at some hours than at others.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine_speed  # benchmarks/ is not a package: this folder is put on the path above
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = {"scratchnet": "scratchnet.train", "torch": "reference.train"}
@@ -71,6 +77,7 @@ def run_once(framework: str, seed: int, output_dir: Path, recipe: str, lock: Pat
         str(run_root),
     ]
     with held(lock):
+        speed = machine_speed.probe()
         load = os.getloadavg()[0]
         start = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -86,15 +93,21 @@ def run_once(framework: str, seed: int, output_dir: Path, recipe: str, lock: Pat
         "epochs": metrics["epochs_run"],
         "test_accuracy": metrics["test_accuracy"],
         "load_1min": load,
+        "sgemm_gflops": None if speed is None else speed["median_gflops"],
     }
 
 
 def print_table(runs: list[dict], frameworks: list[str]) -> None:
-    print(f"{'framework':12}{'seed':>6}{'wall s':>10}{'epochs':>8}{'test acc':>10}{'load':>7}")
+    print(
+        f"{'framework':12}{'seed':>6}{'wall s':>10}{'epochs':>8}{'test acc':>10}{'load':>7}"
+        f"{'sgemm':>8}"
+    )
     for r in runs:
+        gflops = r["sgemm_gflops"]
         print(
             f"{r['framework']:12}{r['seed']:>6}{r['wall_s']:>10.1f}{r['epochs']:>8}"
             f"{100 * r['test_accuracy']:>9.2f}%{r['load_1min']:>7.2f}"
+            f"{'-' if gflops is None else f'{gflops:.1f}':>8}"
         )
     medians = {}
     for fw in frameworks:
