@@ -1,15 +1,17 @@
-"""How fast this machine is at the moment: one core's float32 matrix product, in GFLOP/s.
+"""How fast this machine is at the moment: one core's float32 matrix product and memory copy.
 
-    python benchmarks/machine_speed.py          # sgemm, 1 thread, 512^3: 61.2 GFLOP/s ...
+    python benchmarks/machine_speed.py    # machine speed: sgemm 512^3 on 1 thread 64.6 GFLOP/s ...
 
 The development VM runs the same code at different speeds at different hours (its host is
 shared): the same CNN training step took 77 ms at one hour and 102 ms at another, with
 nothing else running on the VM. So the timed benchmarks (per_process.py, time_to_accuracy.py)
 print this probe before and after their runs, and their figures can be read against it.
 
-The probe is NumPy's BLAS on one thread, a 512 x 512 by 512 x 512 float32 product (268
-million flops, about 4 ms), repeated, in a fresh process of its own, so that neither
-framework's threads nor its settings touch it; the median and the fastest run are reported.
+The probe runs in a fresh process of its own, so that neither framework's threads nor its
+settings touch it: NumPy's BLAS on one thread, a 512 x 512 by 512 x 512 float32 product (268
+million flops, about 4 ms), repeated (the median and the fastest run are reported), and a copy
+of 64 MB, far larger than the caches (the median rate, counting the bytes read and written):
+the layers that are not matrix products are bound by memory.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ import time
 
 SIZE = 512
 ROUNDS = 40
+COPY_BYTES = 64 * 2**20
+COPY_ROUNDS = 10
 # Set before NumPy is imported: its BLAS reads them once, at load.
 ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
-def measure(size: int = SIZE, rounds: int = ROUNDS) -> dict[str, float]:
+def measure(
+    size: int = SIZE, rounds: int = ROUNDS, copy_bytes: int = COPY_BYTES
+) -> dict[str, float]:
     """Time `rounds` float32 products of two size x size matrices in this process (BLAS as it
-    is configured here): {"median_gflops", "best_gflops"}."""
+    is configured here) and COPY_ROUNDS copies of copy_bytes: {"median_gflops",
+    "best_gflops", "copy_gbps"}."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -41,9 +48,18 @@ def measure(size: int = SIZE, rounds: int = ROUNDS) -> dict[str, float]:
         start = time.perf_counter()
         np.matmul(a, b, out=out)
         times.append(time.perf_counter() - start)
+    src = np.ones(copy_bytes // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)  # the pages are faulted in once, before the timing
+    copies = []
+    for _ in range(COPY_ROUNDS):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        copies.append(time.perf_counter() - start)
     flops = 2 * size**3
     times.sort()
     return {
+        "copy_gbps": 2 * src.nbytes / sorted(copies)[len(copies) // 2] / 1e9,
         "median_gflops": flops / times[len(times) // 2] / 1e9,
         "best_gflops": flops / times[0] / 1e9,
     }
@@ -72,7 +88,8 @@ def describe(speed: dict[str, float] | None) -> str:
         return f"machine speed: sgemm {SIZE}^3 on 1 thread could not be measured"
     return (
         f"machine speed: sgemm {SIZE}^3 on 1 thread {speed['median_gflops']:.1f} GFLOP/s "
-        f"(median of {ROUNDS}; fastest {speed['best_gflops']:.1f})"
+        f"(median of {ROUNDS}; fastest {speed['best_gflops']:.1f}), a 64 MB copy "
+        f"{speed['copy_gbps']:.1f} GB/s"
     )
 
 

@@ -16,7 +16,8 @@ The table gives each run's wall time, epochs and test accuracy (from its metrics
 framework's medians, and the ratio torch / scratchnet of the median wall times. Issue 16's
 target: scratchnet at 99.4% or more in 120 s or less, torch at least 1.5x as long. Before each
 run the machine's speed is probed (machine_speed.py: one core's float32 matrix product, in
-GFLOP/s, the `sgemm` column), since this VM is faster at some hours than at others.
+GFLOP/s, the `sgemm` column, and a 64 MB copy in GB/s, `copy`), since this VM is faster at
+some hours than at others.
 """
 
 from __future__ import annotations
@@ -94,20 +95,22 @@ def run_once(framework: str, seed: int, output_dir: Path, recipe: str, lock: Pat
         "test_accuracy": metrics["test_accuracy"],
         "load_1min": load,
         "sgemm_gflops": None if speed is None else speed["median_gflops"],
+        "copy_gbps": None if speed is None else speed["copy_gbps"],
     }
 
 
 def print_table(runs: list[dict], frameworks: list[str]) -> None:
     print(
         f"{'framework':12}{'seed':>6}{'wall s':>10}{'epochs':>8}{'test acc':>10}{'load':>7}"
-        f"{'sgemm':>8}"
+        f"{'sgemm':>8}{'copy':>7}"
     )
     for r in runs:
-        gflops = r["sgemm_gflops"]
+        gflops, gbps = r["sgemm_gflops"], r["copy_gbps"]
         print(
             f"{r['framework']:12}{r['seed']:>6}{r['wall_s']:>10.1f}{r['epochs']:>8}"
             f"{100 * r['test_accuracy']:>9.2f}%{r['load_1min']:>7.2f}"
             f"{'-' if gflops is None else f'{gflops:.1f}':>8}"
+            f"{'-' if gbps is None else f'{gbps:.1f}':>7}"
         )
     medians = {}
     for fw in frameworks:
