@@ -22,7 +22,7 @@ backward, AdamW) at batch 64 and 128 on real MNIST digits, inference on 1,000 di
 one digit. Inputs come from MNIST's training set through a .npy file, so that the torch
 processes never import scratchnet (whose import-time settings would change torch's). The
 machine's speed is probed before and after (machine_speed.py: one core's float32 matrix
-product), since this VM is faster at some hours than at others.
+product and a 64 MB copy), since this VM is faster at some hours than at others.
 """
 
 from __future__ import annotations
