@@ -37,11 +37,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import machine_speed  # benchmarks/ is not a package: this folder is put on the path above
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # when run as a script
+
+from benchmarks import machine_speed  # noqa: E402
+
 FRAMEWORKS = ("scratchnet", "torch", "torch-compile", "scratchnet-fused")
 CASES = {  # name: (batch size, training?, timed rounds)
     "step64": (64, True, 25),

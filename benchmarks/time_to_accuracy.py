@@ -35,11 +35,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import machine_speed  # benchmarks/ is not a package: this folder is put on the path above
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # when run as a script
+
+from benchmarks import machine_speed  # noqa: E402
+
 MODULES = {"scratchnet": "scratchnet.train", "torch": "reference.train"}
 TARGET_ACCURACY = 0.994
 TARGET_SECONDS = 120.0
