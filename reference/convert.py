@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pickle
 import sys
 import zipfile
@@ -104,10 +105,13 @@ def model_name_of(model: nn.Module) -> str:
 def architecture_of(model: nn.Module) -> dict[str, Any]:
     """The "architecture" entry of scratchnet's checkpoint metadata, for a reference model."""
     name = model_name_of(model)
+    kwargs: dict[str, Any] = {"dropout_rate": model.dropout_rate}
+    if getattr(model, "pool_size", 1) != 1:
+        kwargs["pool_size"] = model.pool_size
     return {
         "name": name,
         "class": MODELS[name].__name__,
-        "kwargs": {"dropout_rate": model.dropout_rate},
+        "kwargs": kwargs,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
 
@@ -121,6 +125,16 @@ def guess_architecture(keys: Sequence[str]) -> str:
     raise CheckpointError(
         f"the state_dict ({shown}) is neither a LinearClassifier nor a CNNClassifier"
     )
+
+
+def options_of(name: str, state: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The constructor options a bare state_dict's shapes tell: the CNN's pool_size K, from
+    fc1's 128 * K * K inputs (none when that is not a square, and the shapes are refused)."""
+    if name != "cnn" or "fc1.weight" not in state:
+        return {}
+    cells = state["fc1.weight"].shape[1] // 128
+    side = math.isqrt(cells)
+    return {"pool_size": side} if side > 1 and side * side == cells else {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +197,8 @@ def export_to_scratchnet(
     else:
         state = state_dict_to_numpy(model)
         if "architecture" not in meta:
-            meta["architecture"] = architecture_of(build_model(guess_architecture(list(state))))
+            name = guess_architecture(list(state))
+            meta["architecture"] = architecture_of(build_model(name, **options_of(name, state)))
 
     arch = meta["architecture"]
     if arch.get("name") not in MODELS:

@@ -87,7 +87,11 @@ class CNNClassifier(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int = 10, dropout_rate: float = 0.5, init_weights: bool = True
+        self,
+        num_classes: int = 10,
+        dropout_rate: float = 0.5,
+        init_weights: bool = True,
+        pool_size: int = 1,
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels=1, out_channels=32, kernel_size=3, padding=1)
@@ -97,12 +101,13 @@ class CNNClassifier(nn.Module):
         self.conv3 = nn.Conv2d(in_channels=64, out_channels=128, kernel_size=3, padding=1)
         self.bn3 = nn.BatchNorm2d(num_features=128)
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
-        self.global_pool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
+        self.global_pool = nn.AdaptiveAvgPool2d(output_size=(pool_size, pool_size))
         self.dropout = nn.Dropout(p=dropout_rate)
-        self.fc1 = nn.Linear(in_features=128, out_features=64)
+        self.fc1 = nn.Linear(in_features=128 * pool_size * pool_size, out_features=64)
         self.fc2 = nn.Linear(in_features=64, out_features=num_classes)
         self.num_classes = num_classes
         self.dropout_rate = dropout_rate
+        self.pool_size = pool_size
         if init_weights:
             _init_weights(self)
 

@@ -29,6 +29,7 @@ from scratchnet.mnist.export import (  # noqa: E402
     OPSET,
     OUTPUT,
     ExportError,
+    adaptive_windows,
     main,
     to_onnx,
 )
@@ -140,6 +141,21 @@ def test_onnx_export_is_eval_mode_whatever_the_model_mode():
     np.testing.assert_allclose(theirs, ours, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize(("pool_size", "kernel", "stride"), [(2, 4, 3), (3, 3, 2), (7, 1, 1)])
+def test_onnx_cnn_with_a_finer_final_pool(pool_size, kernel, stride):
+    """AdaptiveAvgPool2d((K, K)) on conv3's 7x7 map is the AveragePool with its windows."""
+    assert adaptive_windows(7, pool_size) == (kernel, stride)
+    rng = np.random.default_rng(pool_size)
+    model = models.CNNClassifier(pool_size=pool_size)
+    model.eval()
+    x = rng.normal(size=(4, 1, 28, 28)).astype(np.float32)
+    proto = to_onnx(model)
+    (node,) = [node for node in proto.graph.node if node.op_type == "AveragePool"]
+    attrs = {a.name: list(a.ints) for a in node.attribute}
+    assert attrs == {"kernel_shape": [kernel, kernel], "strides": [stride, stride]}
+    np.testing.assert_allclose(run_onnx(proto, x), logits(model, x), atol=1e-5, rtol=1e-4)
+
+
 def test_onnx_refuses_what_it_cannot_export():
     model = models.CNNClassifier()
     model.pool = nn.Identity()
@@ -147,8 +163,8 @@ def test_onnx_refuses_what_it_cannot_export():
         to_onnx(model)
 
     model = models.CNNClassifier()
-    model.global_pool = nn.AdaptiveAvgPool2d((2, 2))
-    with pytest.raises(ExportError, match=r"global_pool.*output size"):
+    model.global_pool = nn.AdaptiveAvgPool2d((4, 4))  # 7 cells into 4: windows of 2 and 3
+    with pytest.raises(ExportError, match=r"from 7 to 4 cells.*differ in width"):
         to_onnx(model)
 
     model = models.CNNClassifier()

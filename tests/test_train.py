@@ -13,7 +13,7 @@ from scratchnet.checkpoint import load_checkpoint, read_metadata
 from scratchnet.mnist import inference
 from scratchnet.mnist import train as train_cli
 from scratchnet.mnist.data import MNIST, DataLoader
-from scratchnet.mnist.models import LinearClassifier
+from scratchnet.mnist.models import LinearClassifier, load_model
 from scratchnet.mnist.train import build_parser, config_from_args, main, resume_target
 from scratchnet.mnist.training import (
     FAST_RECIPES,
@@ -155,8 +155,26 @@ def test_cli_help_documents_every_option(capsys):
         "--lowres-whole-pixels",
         "--no-lowres-warp",
         "--label-smoothing",
+        "--pool-size",
     ]:
         assert option in text
+
+
+def test_pool_size_reaches_the_model_its_checkpoint_and_its_config(mnist, tmp_path, capsys):
+    """--pool-size K builds CNNClassifier(pool_size=K), is saved in the checkpoint's
+    architecture (load_model builds the same model) and in config.json (a resume reads it)."""
+    cfg = quick_config(
+        model="cnn", epochs=1, limit=256, val_size=128, pool_size=3, **{"dropout": 0.0}
+    )
+    train(cfg, tmp_path / "run", data=mnist, progress=False, log=lambda s: None)
+    model, meta = load_model(tmp_path / "run" / "last.npz", expected="cnn")
+    assert model.pool_size == 3 and model.fc1.weight.shape == (64, 128 * 9)
+    assert meta["architecture"]["kwargs"]["pool_size"] == 3
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["pool_size"] == 3
+    assert "pool_size" not in parsed_config().model_kwargs  # old checkpoints read the same
+    assert parsed_config("--pool-size", "3", model="linear").model_kwargs.get("pool_size") is None
+    assert main(["--model", "cnn", "--pool-size", "8", "--output-dir", str(tmp_path)]) == 2
+    assert "--pool-size must be between 1 and 7" in capsys.readouterr().err
 
 
 def test_cli_runs_and_rejects_bad_options(mnist, tmp_path, capsys):

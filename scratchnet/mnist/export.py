@@ -9,7 +9,8 @@ ONNX (opset 17, IR version 8: onnxruntime 1.14 and later run it)
     output  "logits": float32 (N, num_classes)
     The graph is the model's forward in eval mode, op for op: Conv, BatchNormalization with
     the running statistics, MaxPool before Relu (as CNNClassifier.forward orders them),
-    GlobalAveragePool, Flatten, Gemm. Dropout is absent: in eval mode it is the identity.
+    GlobalAveragePool (or, for a CNN with pool_size K > 1, the AveragePool whose windows
+    are AdaptiveAvgPool2d's), Flatten, Gemm. Dropout is absent: in eval mode it is the identity.
     The weights are initializers named by their state_dict keys (conv1.weight, ...), and the
     checkpoint's metadata is the JSON text of metadata_props["scratchnet"].
 
@@ -28,6 +29,7 @@ safetensors) are imported only inside the functions that use them, so that
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -105,9 +107,13 @@ class OnnxGraph:
         """torch.flatten(x, 1): (N, C, H, W) -> (N, C*H*W)."""
         return self.node("Flatten", [x], "flatten", axis=1)
 
+    def name_of(self, module: nn.Module) -> str:
+        """The module's name in the model (its named_modules() key)."""
+        return self._module_names[id(module)]
+
     def layer(self, module: nn.Module, x: str, output: str | None = None) -> str:
         """The nodes of one module applied to the tensor named x; the name of the result."""
-        name = self._module_names[id(module)]
+        name = self.name_of(module)
         emit = LAYERS.get(type(module))
         if emit is None:
             known = ", ".join(sorted(cls.__name__ for cls in LAYERS))
@@ -180,10 +186,42 @@ def _adaptive_avg_pool2d(
 ) -> str:
     if pool.output_size not in (1, (1, 1)):
         raise ExportError(
-            f"cannot export layer {name} to ONNX: AdaptiveAvgPool2d only with output size "
-            f"(1, 1) (a global average), not {pool.output_size!r}"
+            f"cannot export layer {name} to ONNX without its input size: AdaptiveAvgPool2d "
+            f"only with output size (1, 1) (a global average), not {pool.output_size!r}"
         )
     return graph.node("GlobalAveragePool", [x], name, output)
+
+
+def adaptive_windows(size: int, out: int) -> tuple[int, int]:
+    """(kernel, stride) of the AveragePool that AdaptiveAvgPool2d computes along one axis of
+    `size` cells cut into `out`, or ExportError when its windows differ in width.
+
+    Window i spans [floor(i * size / out), ceil((i + 1) * size / out)) (AdaptiveAvgPool2d's
+    bounds): 7 cells into 3 give [0, 3), [2, 5), [4, 7), an AveragePool of kernel 3, stride 2.
+    """
+    starts = [i * size // out for i in range(out)]
+    ends = [-(-(i + 1) * size // out) for i in range(out)]
+    widths = {end - start for start, end in zip(starts, ends)}
+    steps = {b - a for a, b in itertools.pairwise(starts)} or {1}
+    if len(widths) != 1 or len(steps) != 1:
+        raise ExportError(
+            f"cannot export AdaptiveAvgPool2d from {size} to {out} cells to ONNX: its windows "
+            "differ in width, which no AveragePool computes"
+        )
+    return widths.pop(), steps.pop()
+
+
+def _adaptive_avg_pool2d_on(
+    graph: OnnxGraph, name: str, pool: nn.AdaptiveAvgPool2d, x: str, size: tuple[int, int]
+) -> str:
+    """AdaptiveAvgPool2d on an input of known spatial size: GlobalAveragePool for (1, 1),
+    else the AveragePool with the same windows (adaptive_windows)."""
+    out = to_pair(pool.output_size, "output_size")
+    out = tuple(size[i] if out[i] is None else out[i] for i in range(2))
+    if out == (1, 1):
+        return graph.node("GlobalAveragePool", [x], name, None)
+    (kh, sh), (kw, sw) = adaptive_windows(size[0], out[0]), adaptive_windows(size[1], out[1])
+    return graph.node("AveragePool", [x], name, None, kernel_shape=[kh, kw], strides=[sh, sw])
 
 
 def _linear(graph: OnnxGraph, name: str, fc: nn.Linear, x: str, output: str | None) -> str:
@@ -233,7 +271,9 @@ def _cnn_classifier_graph(graph: OnnxGraph, model: models.CNNClassifier) -> str:
     """CNNClassifier.forward, op for op, including its pool-then-ReLU order."""
     x = graph.relu(graph.chain(INPUT, model.conv1, model.bn1, model.pool))
     x = graph.relu(graph.chain(x, model.conv2, model.bn2, model.pool))
-    x = graph.layer(model.global_pool, graph.relu(graph.chain(x, model.conv3, model.bn3)))
+    x = graph.relu(graph.chain(x, model.conv3, model.bn3))
+    pool = model.global_pool
+    x = _adaptive_avg_pool2d_on(graph, graph.name_of(pool), pool, x, (7, 7))  # conv3's 7x7
     x = graph.flatten(x)
     x = graph.relu(graph.chain(x, model.dropout, model.fc1))
     return graph.layer(model.fc2, graph.layer(model.dropout, x), output=OUTPUT)

@@ -89,15 +89,26 @@ class CNNClassifier(nn.Module):
     """Three conv blocks (conv 3x3 -> BatchNorm -> ReLU), then a small MLP head.
 
     (N, 1, 28, 28) -conv1,bn1,relu,pool-> (N, 32, 14, 14) -conv2,bn2,relu,pool-> (N, 64, 7, 7)
-    -conv3,bn3,relu,avgpool-> (N, 128, 1, 1) -flatten,dropout,fc1,relu,dropout,fc2-> (N, 10)
+    -conv3,bn3,relu,avgpool-> (N, 128, K, K) -flatten,dropout,fc1,relu,dropout,fc2-> (N, 10)
+
+    pool_size K: the last average pool keeps K x K cells of conv3's 7x7 map, AdaptiveAvgPool2d's
+    overlapping windows (K = 3: rows and columns [0, 3), [2, 5), [4, 7)), so that fc1 sees
+    where in the digit each feature is; K = 1 is the global average, which keeps only how much
+    of each feature there is. The published showcase's CNN, and this one until 2026-12-02,
+    used K = 1.
     """
 
     def __init__(
-        self, num_classes: int = 10, dropout_rate: float = 0.5, init_weights: bool = True
+        self,
+        num_classes: int = 10,
+        dropout_rate: float = 0.5,
+        init_weights: bool = True,
+        pool_size: int = 1,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.dropout_rate = dropout_rate
+        self.pool_size = pool_size
         self.conv1 = nn.Conv2d(1, 32, kernel_size=3, padding=1)
         self.bn1 = nn.BatchNorm2d(32)
         self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
@@ -105,9 +116,9 @@ class CNNClassifier(nn.Module):
         self.conv3 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
         self.bn3 = nn.BatchNorm2d(128)
         self.pool = nn.MaxPool2d(2, 2)
-        self.global_pool = nn.AdaptiveAvgPool2d((1, 1))
+        self.global_pool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
         self.dropout = nn.Dropout(dropout_rate)
-        self.fc1 = nn.Linear(128, 64)
+        self.fc1 = nn.Linear(128 * pool_size * pool_size, 64)
         self.fc2 = nn.Linear(64, num_classes)
         if init_weights:
             _init_weights(self)
@@ -116,8 +127,8 @@ class CNNClassifier(nn.Module):
         """The named results of forward, in order, for scratchnet.mnist.explain to show.
 
         block1 (N, 32, 14, 14) and block2 (N, 64, 7, 7): conv, BatchNorm, pool, ReLU
-        block3 (N, 128, 7, 7): conv, BatchNorm, ReLU, before the global average pool
-        features (N, 128): the pooled feature vector the MLP head reads
+        block3 (N, 128, 7, 7): conv, BatchNorm, ReLU, before the average pool
+        features (N, 128 * K * K): the pooled feature vector the MLP head reads
         logits (N, 10)
         """
         if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
@@ -178,6 +189,7 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "num_classes": Option(int, 1, 1000),
         "dropout_rate": Option(float, 0.0, 1.0),
         "init_weights": Option(bool, 0, 1),
+        "pool_size": Option(int, 1, 7),
     },
 }
 

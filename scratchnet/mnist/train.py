@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from this checkpoint's weights (fine-tuning), with a fresh optimizer, "
         "schedule and epoch count; recorded with its SHA-256 in config.json and the checkpoints",
     )
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=1,
+        metavar="K",
+        help="the CNN's last average pool keeps K x K cells of its 7x7 map for the head "
+        "(1: the global average) [1]",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     parser.add_argument(
         "--data-dir",
@@ -219,6 +227,7 @@ def config_from_args(args: argparse.Namespace, model: str) -> TrainConfig:
         lowres_whole_pixels=args.lowres_whole_pixels,
         lowres_warp=args.lowres_warp,
         initial_checkpoint=args.initial_checkpoint,
+        pool_size=args.pool_size,
         **values,
     )
     cfg.validate()

@@ -171,6 +171,9 @@ class TrainConfig:
     # initialisation), and that file's SHA-256, recorded when the run starts so that the
     # weights' origin stays traceable after the file is replaced.
     initial_checkpoint: str | None = None
+    # The CNN's final average pool, pool_size x pool_size cells (1: the global average, the
+    # bundled CNN's until 2026-12-02); configs written before it existed read as 1.
+    pool_size: int = 1
     initial_checkpoint_sha256: str | None = None
     momentum: float = 0.9  # SGD's only: the Adam recipes have none
     seed: int = 0
@@ -227,6 +230,8 @@ class TrainConfig:
         sides = self.lowres_sides
         if sides is not None and (len(sides) != 2 or not 2 <= sides[0] <= sides[1] <= 27):
             problems.append("--lowres-sides takes MIN MAX with 2 <= MIN <= MAX <= 27")
+        if not 1 <= self.pool_size <= 7:
+            problems.append("--pool-size must be between 1 and 7 (conv3's map is 7x7)")
         whole = self.lowres_whole_pixels
         if whole is not None and not 0 <= whole <= 1:
             problems.append("--lowres-whole-pixels must be in [0, 1]")
@@ -235,7 +240,10 @@ class TrainConfig:
     @property
     def model_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of the model's constructor."""
-        return {"dropout_rate": self.dropout, "init_weights": self.init_weights}
+        kwargs = {"dropout_rate": self.dropout, "init_weights": self.init_weights}
+        if self.model == "cnn" and self.pool_size != 1:
+            kwargs["pool_size"] = self.pool_size
+        return kwargs
 
 
 class Interrupted(Exception):

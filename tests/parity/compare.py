@@ -102,10 +102,11 @@ def slug(text: str) -> str:
     return "_".join("".join(c if c.isalnum() else " " for c in text).split())
 
 
-def random_state(name: str, seed: int = 0) -> dict[str, np.ndarray]:
-    """scratchnet's initial weights, with non-trivial biases, BN affine and running stats."""
+def random_state(name: str, seed: int = 0, **kwargs: Any) -> dict[str, np.ndarray]:
+    """scratchnet's initial weights, with non-trivial biases, BN affine and running stats;
+    kwargs are the model's constructor options (the CNN's pool_size)."""
     manual_seed(seed)
-    state = models.build_model(name).state_dict()
+    state = models.build_model(name, **kwargs).state_dict()
     rng = np.random.default_rng(seed)
     for key, value in state.items():
         if key.endswith("num_batches_tracked"):

@@ -99,6 +99,13 @@ def test_export_a_torch_model_or_a_bare_state_dict(tmp_path):
     _, meta = models.load_model(tmp_path / "cnn.npz")
     assert meta["architecture"]["name"] == "cnn"
 
+    # A CNN with a 3x3 final pool: from the module, and from its bare state_dict (fc1's shape)
+    cnn = reference.CNNClassifier(pool_size=3)
+    for source in (cnn, cnn.state_dict()):
+        export_to_scratchnet(source, tmp_path / "cnn3.npz")
+        loaded, meta = models.load_model(tmp_path / "cnn3.npz")
+        assert meta["architecture"]["kwargs"]["pool_size"] == 3 and loaded.pool_size == 3
+
 
 # ---------------------------------------------------------------------------------------------
 # Bad files

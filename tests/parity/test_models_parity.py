@@ -37,15 +37,18 @@ OURS_FLOAT32_VS_EXACT = 2e-5
 WINOGRAD_FLOAT32_GRADS = 1e-3
 
 
-def twins(name: str, dtype: type, dropout: float, algorithm: str = "auto") -> tuple:
-    state = random_state(name)
-    ours = models.build_model(name, dropout_rate=dropout)
+def twins(
+    name: str, dtype: type, dropout: float, algorithm: str = "auto", **kwargs: object
+) -> tuple:
+    """scratchnet's model and torch's from the same random_state; kwargs: the CNN's options."""
+    state = random_state(name, **kwargs)
+    ours = models.build_model(name, dropout_rate=dropout, **kwargs)
     ours.load_state_dict(state)
     ours.to(dtype)
     for module in ours.modules():
         if isinstance(module, nn.Conv2d):
             module.algorithm = algorithm
-    theirs = reference.build_model(name, dropout_rate=dropout)
+    theirs = reference.build_model(name, dropout_rate=dropout, **kwargs)
     load_state_into(theirs, state, "random_state")
     theirs.to(torch.float64 if dtype == np.float64 else torch.float32)
     return ours, theirs
@@ -158,6 +161,21 @@ def test_model_matches_reference(name, algorithm, mode, dtype, batch, parity_err
 
     bad = {k: f"{v:.2e}" for k, v in errors.items() if v > tolerance(k)}
     assert not bad, f"{name} {mode} ({column}): relative errors above tolerance: {bad}"
+
+
+@pytest.mark.parametrize("pool_size", [2, 3])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_cnn_with_a_finer_final_pool_matches_reference(pool_size, mode, batch):
+    """pool_size K: conv3's 7x7 map averaged over K x K overlapping windows (AdaptiveAvgPool2d's
+    bounds, [0, 4) and [3, 7) for K = 2), so fc1 reads 128 * K * K features. float64, to 1e-10."""
+    x, y = batch
+    ours, theirs = twins("cnn", np.float64, 0.0 if mode == "train" else 0.5, pool_size=pool_size)
+    ours.train(mode == "train")
+    theirs.train(mode == "train")
+    assert ours.fc1.weight.shape == (64, 128 * pool_size * pool_size)
+    errors = compare(run_ours(ours, x, y, np.float64), run_theirs(theirs, x, y, np.float64))
+    bad = {k: f"{v:.2e}" for k, v in errors.items() if v > MODEL_TOLERANCE["float64"]}
+    assert not bad, f"cnn pool_size={pool_size} {mode}: relative errors above 1e-10: {bad}"
 
 
 @pytest.mark.parametrize("name", ["linear", "cnn"])
