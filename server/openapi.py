@@ -271,7 +271,8 @@ SCHEMAS: dict[str, Any] = {
                         "items": ARRAY,
                         "description": (
                             "CNN: block1 (32x14x14), block2 (64x7x7), block3 (128x7x7, before "
-                            "the global pool) and features (128). Linear: none."
+                            "the final pool) and features (128 per cell of that pool: 1152 for "
+                            "the bundled CNN's 3x3). Linear: none."
                         ),
                     },
                     "filters": {**ARRAY, "description": "CNN: conv1.weight (32x1x3x3)."},

@@ -2,7 +2,8 @@
 
     input        x = inference.normalize(img28): the (28, 28) MNIST-normalised input
     activations  the named results of model.stages(x), the very values forward computes
-                 (CNN: block1 32x14x14, block2 64x7x7, block3 128x7x7, features 128; linear: none)
+                 (CNN: block1 32x14x14, block2 64x7x7, block3 128x7x7, features 128 for
+                 each cell of the final pool, 1,152 for the bundled CNN's 3x3; linear: none)
     saliency     s[c] = d logit[c] / d x, for each class c asked, by backward()
     gradient x input  s[c] * x: where the input's own values push the score
     filters      CNN: conv1.weight, the 32 first-layer 3x3 filters

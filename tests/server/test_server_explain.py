@@ -20,8 +20,7 @@ CNN_ACTIVATIONS = [
     ("block1", [32, 14, 14]),
     ("block2", [64, 7, 7]),
     ("block3", [128, 7, 7]),
-    ("features", [128]),
-]
+]  # and features, 128 for each of the final pool's K x K cells (the CNN's pool_size K)
 
 
 def post_base64(client: TestClient, png: bytes, **fields) -> dict:
@@ -58,7 +57,9 @@ def test_cnn_explanation_holds_the_prediction_and_every_view(client, model_dir) 
     assert np.shape(body["input"]) == (28, 28)
     assert list(body["saliency"]) == [str(body["predicted_class"])]
     assert list(body["gradient_x_input"]) == list(body["saliency"])
-    assert [(a["name"], a["shape"]) for a in body["activations"]] == CNN_ACTIVATIONS
+    pool = load_model(model_dir / "cnn.npz", expected="cnn")[0].pool_size
+    expected = [*CNN_ACTIVATIONS, ("features", [128 * pool * pool])]
+    assert [(a["name"], a["shape"]) for a in body["activations"]] == expected
     assert body["filters"]["name"] == "conv1.weight"
     assert body["filters"]["shape"] == [32, 1, 3, 3]
     assert "templates" not in body and "contributions" not in body
