@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -333,16 +334,48 @@ def _adaptive_bounds(size: int, out_size: int) -> list[tuple[int, int]]:
     return [((i * size) // out_size, math.ceil((i + 1) * size / out_size)) for i in range(out_size)]
 
 
+def adaptive_pool_matrix(H: int, W: int, OH: int, OW: int, dtype: Any) -> np.ndarray:
+    """The (H * W, OH * OW) matrix P of AdaptiveAvgPool2d: column (i, j) holds 1 / count on the
+    inputs of window (i, j) (bounds from _adaptive_bounds) and 0 elsewhere, so that
+
+        y.reshape(N * C, OH * OW) = x.reshape(N * C, H * W) @ P.
+
+    Cached per shape and dtype; read-only.
+    """
+    return _pool_matrix(H, W, OH, OW, np.dtype(dtype).str)
+
+
+@functools.lru_cache(maxsize=32)
+def _pool_matrix(H: int, W: int, OH: int, OW: int, dtype: str) -> np.ndarray:
+    P = np.zeros((H, W, OH, OW))
+    for i, (h0, h1) in enumerate(_adaptive_bounds(H, OH)):
+        for j, (w0, w1) in enumerate(_adaptive_bounds(W, OW)):
+            P[h0:h1, w0:w1, i, j] = 1.0 / ((h1 - h0) * (w1 - w0))
+    P = P.reshape(H * W, OH * OW).astype(dtype)
+    P.flags.writeable = False
+    return P
+
+
 class AdaptiveAvgPool2dFunction(Function):
     """y[n, c, i, j] = mean of x[n, c, h0:h1, w0:w1], with h0 = floor(i * H / OH),
                        h1 = ceil((i + 1) * H / OH), and likewise for w0, w1 along W.
 
     For output size (1, 1) this is the global average: y = x.mean(axis=(2, 3)).
 
+    Every output is a fixed weighted sum of inputs, so the whole pool is one matrix product
+    with P = adaptive_pool_matrix(H, W, OH, OW) (1 / count inside window (i, j), 0 outside):
+
+        y  = x  @ P      x as (N * C, H * W), y as (N * C, OH * OW)
+
     Backward: each of the window's count = (h1 - h0) * (w1 - w0) inputs contributed 1/count
     of y, so
         dx[n, c, h0:h1, w0:w1] += dy[n, c, i, j] / count
-    (+= because neighbouring windows can share a row or column).
+    (+= because neighbouring windows can share a row or column), which is
+
+        dx = dy @ P.T
+
+    One BLAS product replaces a NumPy mean per window: for one image and a 3x3 output of a
+    7x7 map, 9 means took about 0.3 ms, the product a few microseconds.
 
     Shapes: x (N, C, H, W) -> y (N, C, OH, OW).
     """
@@ -352,30 +385,18 @@ class AdaptiveAvgPool2dFunction(Function):
         N, C, H, W = x.shape
         OH, OW = output_size
         ctx.x_shape, ctx.output_size = x.shape, output_size
-        if (OH, OW) == (1, 1):
-            # The global mean as a matrix-vector product: BLAS sums rows of 49 numbers about
-            # five times faster than x.mean(axis=(2, 3)).
-            weights = np.full(H * W, 1.0 / (H * W), dtype=x.dtype)
-            return (x.reshape(N * C, H * W) @ weights).reshape(N, C, 1, 1)
-        y = np.empty((N, C, OH, OW), dtype=x.dtype)
-        for i, (h0, h1) in enumerate(_adaptive_bounds(H, OH)):
-            for j, (w0, w1) in enumerate(_adaptive_bounds(W, OW)):
-                y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
-        return y
+        P = adaptive_pool_matrix(H, W, OH, OW, x.dtype)
+        return (x.reshape(N * C, H * W) @ P).reshape(N, C, OH, OW)
 
     @staticmethod
     def backward(ctx: Context, dy: np.ndarray) -> np.ndarray:
-        H, W = ctx.x_shape[2:]
+        N, C, H, W = ctx.x_shape
         OH, OW = ctx.output_size
-        if (OH, OW) == (1, 1):
+        if (OH, OW) == (1, 1):  # every input gets dy / (H * W): a broadcast, no product
             scale = dy.dtype.type(1.0 / (H * W))
             return np.broadcast_to(dy * scale, ctx.x_shape).copy()
-        dx = np.zeros(ctx.x_shape, dtype=dy.dtype)
-        for i, (h0, h1) in enumerate(_adaptive_bounds(H, OH)):
-            for j, (w0, w1) in enumerate(_adaptive_bounds(W, OW)):
-                count = (h1 - h0) * (w1 - w0)
-                dx[:, :, h0:h1, w0:w1] += (dy[:, :, i, j] / dy.dtype.type(count))[:, :, None, None]
-        return dx
+        P = adaptive_pool_matrix(H, W, OH, OW, dy.dtype)
+        return (dy.reshape(N * C, OH * OW) @ P.T).reshape(ctx.x_shape)
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:
