@@ -41,6 +41,7 @@ import numpy as np
 from scratchnet import nn
 from scratchnet.checkpoint import atomic_write_bytes
 from scratchnet.mnist import models
+from scratchnet.nn.pooling import adaptive_bounds
 from scratchnet.nn.utils import to_pair
 from scratchnet.safetensors_file import METADATA_KEY, safetensors_bytes
 
@@ -181,28 +182,16 @@ def _max_pool2d(graph: OnnxGraph, name: str, pool: nn.MaxPool2d, x: str, output:
     )
 
 
-def _adaptive_avg_pool2d(
-    graph: OnnxGraph, name: str, pool: nn.AdaptiveAvgPool2d, x: str, output: str | None
-) -> str:
-    if pool.output_size not in (1, (1, 1)):
-        raise ExportError(
-            f"cannot export layer {name} to ONNX without its input size: AdaptiveAvgPool2d "
-            f"only with output size (1, 1) (a global average), not {pool.output_size!r}"
-        )
-    return graph.node("GlobalAveragePool", [x], name, output)
-
-
 def adaptive_windows(size: int, out: int) -> tuple[int, int]:
     """(kernel, stride) of the AveragePool that AdaptiveAvgPool2d computes along one axis of
     `size` cells cut into `out`, or ExportError when its windows differ in width.
 
-    Window i spans [floor(i * size / out), ceil((i + 1) * size / out)) (AdaptiveAvgPool2d's
-    bounds): 7 cells into 3 give [0, 3), [2, 5), [4, 7), an AveragePool of kernel 3, stride 2.
+    Window i spans adaptive_bounds(size, out)[i], AdaptiveAvgPool2d's own windows: 7 cells
+    into 3 give [0, 3), [2, 5), [4, 7), an AveragePool of kernel 3, stride 2.
     """
-    starts = [i * size // out for i in range(out)]
-    ends = [-(-(i + 1) * size // out) for i in range(out)]
-    widths = {end - start for start, end in zip(starts, ends)}
-    steps = {b - a for a, b in itertools.pairwise(starts)} or {1}
+    bounds = adaptive_bounds(size, out)
+    widths = {end - start for start, end in bounds}
+    steps = {b[0] - a[0] for a, b in itertools.pairwise(bounds)} or {1}
     if len(widths) != 1 or len(steps) != 1:
         raise ExportError(
             f"cannot export AdaptiveAvgPool2d from {size} to {out} cells to ONNX: its windows "
@@ -249,7 +238,6 @@ LAYERS: dict[type, Callable[..., str]] = {
     nn.Conv2d: _conv2d,
     nn.BatchNorm2d: _batch_norm2d,
     nn.MaxPool2d: _max_pool2d,
-    nn.AdaptiveAvgPool2d: _adaptive_avg_pool2d,
     nn.Linear: _linear,
     nn.Flatten: _flatten,
     nn.Dropout: _dropout,

@@ -323,7 +323,7 @@ class AvgPool2d(Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def _adaptive_bounds(size: int, out_size: int) -> list[tuple[int, int]]:
+def adaptive_bounds(size: int, out_size: int) -> list[tuple[int, int]]:
     """PyTorch's windows along one axis: output i averages the inputs [start, end) with
 
         start = floor(i * size / out_size),   end = ceil((i + 1) * size / out_size).
@@ -336,7 +336,7 @@ def _adaptive_bounds(size: int, out_size: int) -> list[tuple[int, int]]:
 
 def adaptive_pool_matrix(H: int, W: int, OH: int, OW: int, dtype: Any) -> np.ndarray:
     """The (H * W, OH * OW) matrix P of AdaptiveAvgPool2d: column (i, j) holds 1 / count on the
-    inputs of window (i, j) (bounds from _adaptive_bounds) and 0 elsewhere, so that
+    inputs of window (i, j) (bounds from adaptive_bounds) and 0 elsewhere, so that
 
         y.reshape(N * C, OH * OW) = x.reshape(N * C, H * W) @ P.
 
@@ -348,8 +348,8 @@ def adaptive_pool_matrix(H: int, W: int, OH: int, OW: int, dtype: Any) -> np.nda
 @functools.lru_cache(maxsize=32)
 def _pool_matrix(H: int, W: int, OH: int, OW: int, dtype: str) -> np.ndarray:
     P = np.zeros((H, W, OH, OW))
-    for i, (h0, h1) in enumerate(_adaptive_bounds(H, OH)):
-        for j, (w0, w1) in enumerate(_adaptive_bounds(W, OW)):
+    for i, (h0, h1) in enumerate(adaptive_bounds(H, OH)):
+        for j, (w0, w1) in enumerate(adaptive_bounds(W, OW)):
             P[h0:h1, w0:w1, i, j] = 1.0 / ((h1 - h0) * (w1 - w0))
     P = P.reshape(H * W, OH * OW).astype(dtype)
     P.flags.writeable = False
